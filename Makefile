@@ -1,0 +1,113 @@
+# Two entry points for people: `make demo` and `make test`. Everything else is a step of those.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+# The first interpreter that really is 3.12 (a pyenv shim for an inactive version is not).
+PYTHON312 ?= $(shell for c in $$(ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null) python3.12; do \
+  $$c -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null && { echo $$c; break; }; done)
+VENV := .venv
+VENV312 := .venv-core221
+BIN := $(CURDIR)/$(VENV)/bin
+BUILD := $(CURDIR)/build
+# ansible-test only works inside ansible_collections/<namespace>/<name>: test a copy there.
+COLLECTION_ROOT := $(BUILD)/ansible_collections
+COLLECTION_COPY := $(COLLECTION_ROOT)/spotmax/maxgroup
+# A project-owned HOME keeps ansible-test's caches and virtualenvs (and the offline pip
+# bootstrap) out of the user's home.
+TEST_HOME := $(BUILD)/home
+SITE := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_path("purelib").split("/")[-2])')
+BUNDLED := $(CURDIR)/$(VENV)/lib/$(SITE)/site-packages/ansible_collections
+WORLD := $(BIN)/python -m spotmax_world
+export PYTHONPATH := $(CURDIR)/tests/world
+export ANSIBLE_COLLECTIONS_PATH := $(BUILD)/collections
+export ANSIBLE_NOCOLOR := 1
+# Only the local world: no instance metadata look-ups, no real AWS profile.
+export AWS_EC2_METADATA_DISABLED := true
+export AWS_CONFIG_FILE := /dev/null
+export AWS_SHARED_CREDENTIALS_FILE := /dev/null
+
+.PHONY: help demo test venv copy lint sanity sanity-core221 units units-core221 world-tests integration molecule e2e changelog build install clean
+
+help:
+	@echo "make demo   - run the collection against the local world (AWS, Kubernetes, Consul test doubles)"
+	@echo "make test   - run every check: lint, sanity, unit, world, integration, molecule, end-to-end"
+
+$(VENV)/.installed: requirements-test.txt requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-test.txt 2>&1 | { grep -v '^WARNING: Location' || true; }
+	touch $@
+
+venv: $(VENV)/.installed
+
+build: venv
+	rm -f $(BUILD)/spotmax-maxgroup-*.tar.gz
+	$(BIN)/ansible-galaxy collection build --force --output-path $(BUILD) . >/dev/null
+	@ls $(BUILD)/spotmax-maxgroup-*.tar.gz
+
+install: build
+	$(BIN)/ansible-galaxy collection install --force --offline --no-deps -p $(BUILD)/collections $(BUILD)/spotmax-maxgroup-*.tar.gz >/dev/null
+	@echo "installed spotmax.maxgroup into $(BUILD)/collections"
+
+demo: install
+	$(WORLD) exec -- $(BIN)/ansible-playbook -i demo/inventory.yml demo/demo.yml
+
+# --- tests --------------------------------------------------------------------------------
+test: lint changelog sanity units world-tests integration molecule e2e sanity-core221 units-core221
+	@echo "make test: all checks passed"
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy plugins/module_utils tests/world/spotmax_world
+	$(BIN)/yamllint -s .
+	$(BIN)/ansible-lint --profile production
+
+changelog: venv
+	$(BIN)/antsibull-changelog lint
+
+# A clean copy of the tracked tree where ansible-test wants it, with the bundled dependencies.
+copy: venv
+	rm -rf $(COLLECTION_COPY) && mkdir -p $(COLLECTION_COPY) $(COLLECTION_ROOT)/amazon
+	git ls-files -co --exclude-standard -z | tar --null -T - -cf - | tar -xf - -C $(COLLECTION_COPY)
+	# Its own repository, so ansible-test sees the files (the outer checkout ignores build/).
+	cd $(COLLECTION_COPY) && git init -q && git add -A
+	ln -sfn $(BUNDLED)/amazon/aws $(COLLECTION_ROOT)/amazon/aws
+	$(BIN)/python tests/tooling/install_pip_bootstrap.py $(TEST_HOME)
+
+sanity: copy
+	cd $(COLLECTION_COPY) && HOME=$(TEST_HOME) $(BIN)/ansible-test sanity --venv --python $(shell $(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])') --color no
+
+units: copy
+	cd $(COLLECTION_COPY) && HOME=$(TEST_HOME) $(BIN)/ansible-test units --venv --python $(shell $(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])') --color no
+
+world-tests: venv
+	$(BIN)/python -m pytest tests/world -q -n 2
+
+integration: copy
+	cd $(COLLECTION_COPY) && $(WORLD) exec --integration-config tests/integration/integration_config.yml -- \
+	  $(BIN)/ansible-test integration --python $(shell $(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])') --color no
+
+molecule: install
+	cd extensions && $(BIN)/molecule test --all
+
+e2e: install
+	$(BIN)/python -m pytest tests/e2e -q
+
+# ansible-core 2.21 needs Python >= 3.12: run its sanity + unit legs where such a Python exists.
+$(VENV312)/.installed: requirements-test-core221.txt
+	test -x $(VENV312)/bin/python || $(PYTHON312) -m venv $(VENV312)
+	$(VENV312)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV312)/bin/python -m pip install --quiet -r requirements-test-core221.txt 2>&1 | { grep -v '^WARNING: Location' || true; }
+	touch $@
+
+sanity-core221 units-core221: copy
+	@if [ -z "$(PYTHON312)" ]; then echo "NOTICE: no Python 3.12 on this machine: skipping the ansible-core 2.21 $@ leg"; exit 0; fi; \
+	$(MAKE) --no-print-directory $(VENV312)/.installed; \
+	$(VENV312)/bin/python tests/tooling/install_pip_bootstrap.py $(TEST_HOME); \
+	cd $(COLLECTION_COPY) && HOME=$(TEST_HOME) $(CURDIR)/$(VENV312)/bin/ansible-test $(patsubst %-core221,%,$@) --venv --python 3.12 --color no
+
+clean:
+	rm -rf $(BUILD) tests/output

@@ -1,0 +1,74 @@
+# -*- coding: utf-8 -*-
+
+# Copyright: Contributors to the spotmax.maxgroup project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""EC2 Auto Scaling reads and writes, batched; callers pass clients wrapped with AWSRetry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# DescribeAutoScalingGroups returns at most 100 groups per page; asking for more names than that
+# in one call only makes the service paginate, so names are sent in chunks of 100.
+DESCRIBE_GROUPS_BATCH = 100
+
+
+def chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
+def describe_groups(client: Any, names: list[str] | None = None) -> list[dict[str, Any]]:
+    """Describe the named groups (all groups when ``names`` is None) in the fewest calls."""
+    groups: list[dict[str, Any]] = []
+    batches: list[list[str] | None] = [None] if names is None else list(chunks(sorted(set(names)), DESCRIBE_GROUPS_BATCH))
+    for batch in batches:
+        request: dict[str, Any] = {"MaxRecords": 100}
+        if batch is not None:
+            request["AutoScalingGroupNames"] = batch
+        while True:
+            page = client.describe_auto_scaling_groups(aws_retry=True, **request)
+            groups.extend(page.get("AutoScalingGroups", []))
+            if not page.get("NextToken"):
+                break
+            request["NextToken"] = page["NextToken"]
+    return groups
+
+
+def describe_group(client: Any, name: str) -> dict[str, Any] | None:
+    found = describe_groups(client, [name])
+    return found[0] if found else None
+
+
+def describe_warm_pool(client: Any, name: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The group's warm pool configuration (None without a pool) and all its instances."""
+    request: dict[str, Any] = {"AutoScalingGroupName": name}
+    configuration: dict[str, Any] | None = None
+    instances: list[dict[str, Any]] = []
+    while True:
+        page = client.describe_warm_pool(aws_retry=True, **request)
+        configuration = page.get("WarmPoolConfiguration") or configuration
+        instances.extend(page.get("Instances", []))
+        if not page.get("NextToken"):
+            return configuration, instances
+        request["NextToken"] = page["NextToken"]
+
+
+def launch_template_data(ec2: Any, spec: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The ``LaunchTemplateData`` of the version a group launches (``$Default`` when unset)."""
+    if not spec:
+        return None
+    request: dict[str, Any] = {"Versions": [str(spec.get("Version") or "$Default")]}
+    if spec.get("LaunchTemplateId"):
+        request["LaunchTemplateId"] = spec["LaunchTemplateId"]
+    else:
+        request["LaunchTemplateName"] = spec["LaunchTemplateName"]
+    versions = ec2.describe_launch_template_versions(aws_retry=True, **request).get("LaunchTemplateVersions", [])
+    return versions[0].get("LaunchTemplateData", {}) if versions else None
+
+
+def describe_launch_configuration(client: Any, name: str | None) -> dict[str, Any] | None:
+    if not name:
+        return None
+    found = client.describe_launch_configurations(aws_retry=True, LaunchConfigurationNames=[name]).get("LaunchConfigurations", [])
+    return found[0] if found else None
