@@ -21,6 +21,7 @@ SITE := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_path("pureli
 BUNDLED := $(CURDIR)/$(VENV)/lib/$(SITE)/site-packages/ansible_collections
 WORLD := $(BIN)/python -m spotmax_world
 export PYTHONPATH := $(CURDIR)/tests/world
+export PATH := $(BIN):$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(BUILD)/collections
 export ANSIBLE_NOCOLOR := 1
 # Only the local world: no instance metadata look-ups, no real AWS profile.
@@ -63,7 +64,9 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy plugins/module_utils tests/world/spotmax_world
 	$(BIN)/yamllint -s .
-	$(BIN)/ansible-lint --profile production
+	# ansible-lint resolves this collection from the source tree through a link.
+	mkdir -p $(BUILD)/source/ansible_collections/spotmax && ln -sfn $(CURDIR) $(BUILD)/source/ansible_collections/spotmax/maxgroup
+	ANSIBLE_COLLECTIONS_PATH=$(BUILD)/source $(BIN)/ansible-lint --profile production
 
 changelog: venv
 	$(BIN)/antsibull-changelog lint
@@ -91,7 +94,7 @@ integration: copy
 	  $(BIN)/ansible-test integration --python $(shell $(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])') --color no
 
 molecule: install
-	cd extensions && $(BIN)/molecule test --all
+	cd extensions && $(WORLD) exec -- $(BIN)/molecule test --all
 
 e2e: install
 	$(BIN)/python -m pytest tests/e2e -q

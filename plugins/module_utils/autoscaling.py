@@ -21,7 +21,9 @@ def chunks(items: list[str], size: int) -> list[list[str]]:
 def describe_groups(client: Any, names: list[str] | None = None) -> list[dict[str, Any]]:
     """Describe the named groups (all groups when ``names`` is None) in the fewest calls."""
     groups: list[dict[str, Any]] = []
-    batches: list[list[str] | None] = [None] if names is None else list(chunks(sorted(set(names)), DESCRIBE_GROUPS_BATCH))
+    batches: list[list[str] | None] = (
+        [None] if names is None else list(chunks(sorted(set(names)), DESCRIBE_GROUPS_BATCH))
+    )
     for batch in batches:
         request: dict[str, Any] = {"MaxRecords": 100}
         if batch is not None:
@@ -70,5 +72,7 @@ def launch_template_data(ec2: Any, spec: dict[str, Any] | None) -> dict[str, Any
 def describe_launch_configuration(client: Any, name: str | None) -> dict[str, Any] | None:
     if not name:
         return None
-    found = client.describe_launch_configurations(aws_retry=True, LaunchConfigurationNames=[name]).get("LaunchConfigurations", [])
+    found = client.describe_launch_configurations(aws_retry=True, LaunchConfigurationNames=[name]).get(
+        "LaunchConfigurations", []
+    )
     return found[0] if found else None

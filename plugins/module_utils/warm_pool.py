@@ -21,7 +21,9 @@ class WarmPoolError(ValueError):
     """Input or group state that forbids the requested warm pool; the message names the field."""
 
 
-def wanted_config(pool_state: str, min_size: int, max_group_prepared_capacity: int | None, reuse_on_scale_in: bool) -> dict[str, Any]:
+def wanted_config(
+    pool_state: str, min_size: int, max_group_prepared_capacity: int | None, reuse_on_scale_in: bool
+) -> dict[str, Any]:
     """The warm pool configuration the user asked for, in the API's shape."""
     if min_size < 0:
         raise WarmPoolError(f"min_size: {min_size} is not allowed; use an integer >= 0")
@@ -56,7 +58,9 @@ def current_config(configuration: dict[str, Any] | None) -> dict[str, Any] | Non
         "MinSize": configuration.get("MinSize", 0),
         # -1 is how the API spells "not set": max size minus desired capacity.
         "MaxGroupPreparedCapacity": None if prepared is None or prepared < 0 else prepared,
-        "InstanceReusePolicy": {"ReuseOnScaleIn": bool((configuration.get("InstanceReusePolicy") or {}).get("ReuseOnScaleIn"))},
+        "InstanceReusePolicy": {
+            "ReuseOnScaleIn": bool((configuration.get("InstanceReusePolicy") or {}).get("ReuseOnScaleIn"))
+        },
     }
 
 
@@ -84,7 +88,9 @@ def launch_template_spec(group: dict[str, Any]) -> dict[str, Any] | None:
     return dict(spec) if spec else None
 
 
-def spot_reason(group: dict[str, Any], template_data: dict[str, Any] | None, launch_configuration: dict[str, Any] | None = None) -> str | None:
+def spot_reason(
+    group: dict[str, Any], template_data: dict[str, Any] | None, launch_configuration: dict[str, Any] | None = None
+) -> str | None:
     """Why the group launches Spot instances, or None when it launches On-Demand only."""
     market = ((template_data or {}).get("InstanceMarketOptions") or {}).get("MarketType")
     if market == "spot":
@@ -94,13 +100,19 @@ def spot_reason(group: dict[str, Any], template_data: dict[str, Any] | None, lau
         distribution = policy.get("InstancesDistribution") or {}
         percentage = distribution.get("OnDemandPercentageAboveBaseCapacity", 100)
         if percentage < 100:
-            return f"its mixed instances policy launches {100 - percentage}% of the capacity above the On-Demand base as Spot"
+            share = 100 - percentage
+            return f"its mixed instances policy launches {share}% of the capacity above the On-Demand base as Spot"
     if launch_configuration and launch_configuration.get("SpotPrice"):
         return "its launch configuration sets a SpotPrice"
     return None
 
 
-def check_group(group: dict[str, Any], template_data: dict[str, Any] | None, pool_state: str, launch_configuration: dict[str, Any] | None = None) -> None:
+def check_group(
+    group: dict[str, Any],
+    template_data: dict[str, Any] | None,
+    pool_state: str,
+    launch_configuration: dict[str, Any] | None = None,
+) -> None:
     """Refuse, before any write, a warm pool AWS would refuse or that could not hibernate."""
     name = group["AutoScalingGroupName"]
     reason = spot_reason(group, template_data, launch_configuration)
@@ -110,7 +122,8 @@ def check_group(group: dict[str, Any], template_data: dict[str, Any] | None, poo
         configured = ((template_data or {}).get("HibernationOptions") or {}).get("Configured")
         if not configured:
             raise WarmPoolError(
-                f"pool_state: 'hibernated' needs instances that can hibernate, but the launch template of group {name!r} "
+                "pool_state: 'hibernated' needs instances that can hibernate, but the launch template of group "
+                f"{name!r} "
                 "does not set HibernationOptions.Configured: true; enable hibernation in the launch template "
                 "(with an encrypted root volume large enough for RAM) or use pool_state 'stopped'"
             )
@@ -122,7 +135,9 @@ def warmed_count(instances: list[dict[str, Any]], pool_state: str) -> int:
     return sum(1 for instance in instances if instance.get("LifecycleState") == target)
 
 
-def describe(configuration: dict[str, Any] | None, instances: list[dict[str, Any]], status: str | None = None) -> dict[str, Any]:
+def describe(
+    configuration: dict[str, Any] | None, instances: list[dict[str, Any]], status: str | None = None
+) -> dict[str, Any]:
     """The module's ``warm_pool`` return value (snake_case); empty when there is no pool."""
     if configuration is None:
         return {}

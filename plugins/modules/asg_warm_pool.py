@@ -172,7 +172,8 @@ def wait_for(module, client, name, done):
             return current, instances, status
         if time.monotonic() >= deadline:
             module.fail_json(
-                msg=f"wait_timeout: the warm pool of {name!r} did not reach the wanted state within {module.params['wait_timeout']} seconds",
+                msg=f"wait_timeout: the warm pool of {name!r} did not reach the wanted state "
+                f"within {module.params['wait_timeout']} seconds",
                 warm_pool=wp.describe(current, instances, status),
             )
         time.sleep(POLL_SECONDS)
@@ -193,12 +194,17 @@ def ensure_absent(module, client, name, current, instances, status):
 def ensure_present(module, client, ec2, group, current, instances, status):
     params = module.params
     name = params["name"]
-    wanted = wp.wanted_config(params["pool_state"], params["min_size"], params["max_group_prepared_capacity"], params["reuse_on_scale_in"])
+    wanted = wp.wanted_config(
+        params["pool_state"], params["min_size"], params["max_group_prepared_capacity"], params["reuse_on_scale_in"]
+    )
     template = asg.launch_template_data(ec2, wp.launch_template_spec(group))
     launch_configuration = asg.describe_launch_configuration(client, group.get("LaunchConfigurationName"))
     wp.check_group(group, template, params["pool_state"], launch_configuration)
     if status == "PendingDelete":
-        module.fail_json(msg=f"name: the warm pool of {name!r} is being deleted; run again once it is gone (or use wait with state=absent first)")
+        module.fail_json(
+            msg=f"name: the warm pool of {name!r} is being deleted; run again once it is gone "
+            "(or remove it with state=absent and wait=true first)"
+        )
 
     changed = current != wanted
     if changed and not module.check_mode:
@@ -206,7 +212,15 @@ def ensure_present(module, client, ec2, group, current, instances, status):
     if module.check_mode:
         return changed, wanted, instances, status
     if params["wait"]:
-        return (changed, *wait_for(module, client, name, lambda c, i, _s: c is not None and wp.warmed_count(i, c["PoolState"]) >= c["MinSize"]))
+        return (
+            changed,
+            *wait_for(
+                module,
+                client,
+                name,
+                lambda c, i, _s: c is not None and wp.warmed_count(i, c["PoolState"]) >= c["MinSize"],
+            ),
+        )
     if changed:
         return (changed, *read_pool(client, name))
     return changed, current, instances, status
@@ -231,7 +245,12 @@ def main():
     try:
         if params["state"] == "present":
             # Validates min_size / max_group_prepared_capacity before the first API call.
-            wp.wanted_config(params["pool_state"], params["min_size"], params["max_group_prepared_capacity"], params["reuse_on_scale_in"])
+            wp.wanted_config(
+                params["pool_state"],
+                params["min_size"],
+                params["max_group_prepared_capacity"],
+                params["reuse_on_scale_in"],
+            )
     except wp.WarmPoolError as exc:
         module.fail_json(msg=str(exc))
 

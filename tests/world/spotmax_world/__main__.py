@@ -24,15 +24,24 @@ from spotmax_world.world import World
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m spotmax_world", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--consul-acl", action="store_true", help="turn on Consul ACLs (a management token is generated)")
+    parser = argparse.ArgumentParser(
+        prog="python -m spotmax_world", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--consul-acl", action="store_true", help="turn on Consul ACLs (a management token is generated)"
+    )
     parser.add_argument("--kubernetes-tls", action="store_true", help="serve the Kubernetes API over HTTPS")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="start the world until interrupted")
     run.add_argument("--workdir", type=pathlib.Path, default=None)
     run_cmd = sub.add_parser("exec", help="run a command against a fresh world")
     run_cmd.add_argument("--workdir", type=pathlib.Path, default=None)
-    run_cmd.add_argument("--integration-config", type=pathlib.Path, default=None, help="also write ansible-test's integration_config.yml here")
+    run_cmd.add_argument(
+        "--integration-config",
+        type=pathlib.Path,
+        default=None,
+        help="also write ansible-test's integration_config.yml here",
+    )
     run_cmd.add_argument("argv", nargs=argparse.REMAINDER)
     return parser
 

@@ -36,7 +36,7 @@ class Request:
         self.headers = handler.headers
         length = int(handler.headers.get("Content-Length") or 0)
         self.body = handler.rfile.read(length) if length else b""
-        self.port = handler.server.server_address[1]
+        self.port = int(handler.server.server_address[1])  # type: ignore[index]
 
     def json(self) -> Any:
         if not self.body:

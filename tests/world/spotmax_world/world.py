@@ -50,7 +50,7 @@ class World:
         for emulator in (self.consul, self.kubernetes, self.aws):
             try:
                 emulator.stop()
-            except Exception:  # noqa: BLE001,S112 - stop the others even if one was never started
+            except Exception:  # noqa: S112 - stop the others even if one was never started
                 continue
 
     def __enter__(self) -> World:

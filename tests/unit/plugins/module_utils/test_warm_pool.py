@@ -9,7 +9,10 @@ import pytest
 
 from ansible_collections.spotmax.maxgroup.plugins.module_utils import warm_pool as wp
 
-ON_DEMAND_GROUP = {"AutoScalingGroupName": "web-standby", "LaunchTemplate": {"LaunchTemplateName": "web", "Version": "$Default"}}
+ON_DEMAND_GROUP = {
+    "AutoScalingGroupName": "web-standby",
+    "LaunchTemplate": {"LaunchTemplateName": "web", "Version": "$Default"},
+}
 HIBERNATING = {"HibernationOptions": {"Configured": True}}
 
 
@@ -54,7 +57,11 @@ def test_put_request_resets_capacity_with_minus_one_only_when_it_was_set():
 
 
 def test_launch_template_found_through_mixed_instances_policy():
-    group = {"MixedInstancesPolicy": {"LaunchTemplate": {"LaunchTemplateSpecification": {"LaunchTemplateId": "lt-1", "Version": "3"}}}}
+    group = {
+        "MixedInstancesPolicy": {
+            "LaunchTemplate": {"LaunchTemplateSpecification": {"LaunchTemplateId": "lt-1", "Version": "3"}}
+        }
+    }
     assert wp.launch_template_spec(group) == {"LaunchTemplateId": "lt-1", "Version": "3"}
     assert wp.launch_template_spec({"LaunchConfigurationName": "lc"}) is None
 
@@ -63,7 +70,15 @@ def test_launch_template_found_through_mixed_instances_policy():
     ("group", "template", "launch_configuration", "reason"),
     [
         (ON_DEMAND_GROUP, {"InstanceMarketOptions": {"MarketType": "spot"}}, None, "launch template requests Spot"),
-        ({**ON_DEMAND_GROUP, "MixedInstancesPolicy": {"InstancesDistribution": {"OnDemandPercentageAboveBaseCapacity": 20}}}, {}, None, "80%"),
+        (
+            {
+                **ON_DEMAND_GROUP,
+                "MixedInstancesPolicy": {"InstancesDistribution": {"OnDemandPercentageAboveBaseCapacity": 20}},
+            },
+            {},
+            None,
+            "80%",
+        ),
         (ON_DEMAND_GROUP, None, {"SpotPrice": "0.05"}, "SpotPrice"),
     ],
 )
@@ -76,7 +91,10 @@ def test_spot_groups_are_refused_with_the_standby_hint(group, template, launch_c
 
 
 def test_on_demand_only_mixed_policy_is_allowed():
-    group = {**ON_DEMAND_GROUP, "MixedInstancesPolicy": {"InstancesDistribution": {"OnDemandPercentageAboveBaseCapacity": 100}}}
+    group = {
+        **ON_DEMAND_GROUP,
+        "MixedInstancesPolicy": {"InstancesDistribution": {"OnDemandPercentageAboveBaseCapacity": 100}},
+    }
     wp.check_group(group, {}, "stopped")
 
 
@@ -87,20 +105,41 @@ def test_hibernated_pool_needs_a_hibernating_template():
 
 
 def test_warmed_count_counts_only_the_final_state():
-    instances = [{"LifecycleState": "Warmed:Stopped"}, {"LifecycleState": "Warmed:Pending"}, {"LifecycleState": "Warmed:Stopped"}]
+    instances = [
+        {"LifecycleState": "Warmed:Stopped"},
+        {"LifecycleState": "Warmed:Pending"},
+        {"LifecycleState": "Warmed:Stopped"},
+    ]
     assert wp.warmed_count(instances, "Stopped") == 2
     assert wp.warmed_count(instances, "Running") == 0
 
 
 def test_describe_returns_snake_case():
     config = wp.wanted_config("running", 1, None, True)
-    result = wp.describe(config, [{"InstanceId": "i-1", "LifecycleState": "Warmed:Running", "InstanceType": "m5.large", "AvailabilityZone": "us-east-1a"}])
+    result = wp.describe(
+        config,
+        [
+            {
+                "InstanceId": "i-1",
+                "LifecycleState": "Warmed:Running",
+                "InstanceType": "m5.large",
+                "AvailabilityZone": "us-east-1a",
+            }
+        ],
+    )
     assert result == {
         "pool_state": "running",
         "min_size": 1,
         "max_group_prepared_capacity": None,
         "instance_reuse_policy": {"reuse_on_scale_in": True},
         "status": None,
-        "instances": [{"instance_id": "i-1", "lifecycle_state": "Warmed:Running", "instance_type": "m5.large", "availability_zone": "us-east-1a"}],
+        "instances": [
+            {
+                "instance_id": "i-1",
+                "lifecycle_state": "Warmed:Running",
+                "instance_type": "m5.large",
+                "availability_zone": "us-east-1a",
+            }
+        ],
     }
     assert wp.describe(None, []) == {}

@@ -24,7 +24,10 @@ CONNECTION = {"region": REGION, "access_key": "testing", "secret_key": "testing"
 def aws_fixture(monkeypatch):
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     with mock_aws():
-        yield {"autoscaling": boto3.client("autoscaling", region_name=REGION), "ec2": boto3.client("ec2", region_name=REGION)}
+        yield {
+            "autoscaling": boto3.client("autoscaling", region_name=REGION),
+            "ec2": boto3.client("ec2", region_name=REGION),
+        }
 
 
 def make_group(aws, name="web-standby", template_data=None, **extra):
@@ -34,7 +37,13 @@ def make_group(aws, name="web-standby", template_data=None, **extra):
     spec = {"LaunchTemplateName": name, "Version": "$Latest"}
     group_args = {"LaunchTemplate": spec} if "MixedInstancesPolicy" not in extra else {}
     aws["autoscaling"].create_auto_scaling_group(
-        AutoScalingGroupName=name, MinSize=0, MaxSize=4, DesiredCapacity=0, AvailabilityZones=[f"{REGION}a"], **group_args, **extra
+        AutoScalingGroupName=name,
+        MinSize=0,
+        MaxSize=4,
+        DesiredCapacity=0,
+        AvailabilityZones=[f"{REGION}a"],
+        **group_args,
+        **extra,
     )
 
 
@@ -106,7 +115,10 @@ def test_spot_launch_template_is_refused_before_any_write(aws, capsys):
 
 def test_spot_share_of_mixed_instances_policy_is_refused(aws, capsys):
     policy = {
-        "LaunchTemplate": {"LaunchTemplateSpecification": {"LaunchTemplateName": "web-standby"}, "Overrides": [{"InstanceType": "m5.large"}]},
+        "LaunchTemplate": {
+            "LaunchTemplateSpecification": {"LaunchTemplateName": "web-standby"},
+            "Overrides": [{"InstanceType": "m5.large"}],
+        },
         "InstancesDistribution": {"OnDemandBaseCapacity": 1, "OnDemandPercentageAboveBaseCapacity": 0},
     }
     make_group(aws, MixedInstancesPolicy=policy)
