@@ -15,6 +15,13 @@ from urllib.parse import parse_qs, unquote, urlsplit
 LOOPBACK = "127.0.0.1"
 
 
+class EmulatorHTTPServer(ThreadingHTTPServer):
+    """Daemon request threads and a listen backlog deep enough for a storm of new connections."""
+
+    daemon_threads = True
+    request_queue_size = 1024
+
+
 class HttpError(Exception):
     """Raised by a route to answer with ``status`` and a JSON ``body``."""
 
@@ -111,6 +118,9 @@ class Emulator:
     def not_found(self, request: Request) -> HttpError:
         return HttpError(404, {"message": f"no route for {request.method} {request.path}"})
 
+    def internal_error(self, request: Request, exc: Exception) -> Response:
+        return Response({"message": f"{request.method} {request.path}: {type(exc).__name__}: {exc}"}, 500)
+
     def dispatch(self, request: Request) -> Response:
         try:
             found = self.router.match(request.method, request.path)
@@ -126,6 +136,8 @@ class Emulator:
             result = fn(request, **params)
         except HttpError as exc:
             return Response(exc.body, exc.status, exc.headers)
+        except Exception as exc:  # pylint: disable=broad-exception-caught  # answer 500, never drop the connection
+            return self.internal_error(request, exc)
         if isinstance(result, Response):
             return result
         return Response(result)
@@ -137,6 +149,9 @@ class Emulator:
 
         class _Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes; with Nagle on, a keep-alive client waits for
+            # its delayed ACK (~40 ms) on every reply.
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
                 del format, args
@@ -159,8 +174,7 @@ class Emulator:
 
             do_GET = do_PUT = do_POST = do_PATCH = do_DELETE = do_HEAD = _handle
 
-        server = ThreadingHTTPServer((LOOPBACK, port), _Handler)
-        server.daemon_threads = True
+        server = EmulatorHTTPServer((LOOPBACK, port), _Handler)
         if ssl_context is not None:
             server.socket = ssl_context.wrap_socket(server.socket, server_side=True)
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
