@@ -16,6 +16,39 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = pathlib.Path(sys.executable).parent
 
 
+@pytest.fixture(name="tarball", scope="session")
+def tarball_fixture(tmp_path_factory):
+    """The collection as ansible-galaxy builds it from this checkout."""
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [str(BIN / "ansible-galaxy"), "collection", "build", "--output-path", str(out), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    return next(out.glob("spotmax-maxgroup-*.tar.gz"))
+
+
+@pytest.fixture(name="collections_path", scope="session")
+def collections_path_fixture(tarball, tmp_path_factory):
+    """Where the built tarball is installed (dependencies come from the `ansible` package)."""
+    target = tmp_path_factory.mktemp("collections")
+    subprocess.run(
+        [
+            str(BIN / "ansible-galaxy"),
+            "collection",
+            "install",
+            "--offline",
+            "--no-deps",
+            "-p",
+            str(target),
+            str(tarball),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return target
+
+
 @pytest.fixture(name="world")
 def world_fixture(tmp_path):
     with World(tmp_path / "world") as world:
@@ -38,9 +71,9 @@ def aws_fixture(world):
     return client
 
 
-def run_playbook(world, playbook, *args, cwd=ROOT / "demo"):
-    """Run ansible-playbook against the world; the collection comes from ANSIBLE_COLLECTIONS_PATH."""
-    env = {**os.environ, **world.environment()}
+def run_playbook(world, collections_path, playbook, *args, cwd=ROOT / "demo"):
+    """Run ansible-playbook against the world with the installed tarball."""
+    env = {**os.environ, **world.environment(), "ANSIBLE_COLLECTIONS_PATH": str(collections_path)}
     return subprocess.run(
         [str(BIN / "ansible-playbook"), str(playbook), *args],
         cwd=cwd,

@@ -13,41 +13,17 @@ import tarfile
 from conftest import BIN, ROOT
 
 
-def build(tmp_path):
-    subprocess.run(
-        [str(BIN / "ansible-galaxy"), "collection", "build", "--output-path", str(tmp_path), str(ROOT)],
-        check=True,
-        capture_output=True,
-    )
-    return next(tmp_path.glob("spotmax-maxgroup-*.tar.gz"))
-
-
-def test_tarball_has_no_test_world(tmp_path):
-    names = tarfile.open(build(tmp_path)).getnames()
+def test_tarball_has_no_test_world(tarball):
+    with tarfile.open(tarball) as archive:
+        names = archive.getnames()
     assert "plugins/modules/asg_warm_pool.py" in names
     assert not [
         n for n in names if n.startswith(("tests/world", "tests/e2e", "demo", "extensions/molecule", ".venv", "build/"))
     ]
 
 
-def test_installed_collection_documents_every_plugin(tmp_path):
-    tarball = build(tmp_path)
-    target = tmp_path / "collections"
-    subprocess.run(
-        [
-            str(BIN / "ansible-galaxy"),
-            "collection",
-            "install",
-            "--offline",
-            "--no-deps",
-            "-p",
-            str(target),
-            str(tarball),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(target)}
+def test_installed_collection_documents_every_plugin(collections_path):
+    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(collections_path)}
     listed = subprocess.run(
         [str(BIN / "ansible-doc"), "-l", "spotmax.maxgroup", "-j"], env=env, check=True, capture_output=True, text=True
     )
@@ -60,8 +36,12 @@ def test_installed_collection_documents_every_plugin(tmp_path):
 def test_world_exec_leaves_nothing_listening(tmp_path):
     state = tmp_path / "state.json"
     script = f"import os, shutil; shutil.copy(os.environ['SPOTMAX_WORLD'], {str(state)!r})"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests" / "world")}
     subprocess.run(
-        [sys.executable, "-m", "spotmax_world", "exec", "--", sys.executable, "-c", script], check=True, timeout=120
+        [sys.executable, "-m", "spotmax_world", "exec", "--", sys.executable, "-c", script],
+        env=env,
+        check=True,
+        timeout=120,
     )
     described = json.loads(state.read_text())
     for key in ("aws_url", "kubernetes_url", "consul_url"):

@@ -11,8 +11,8 @@ def tags_of(group):
     return {tag["Key"]: tag["Value"] for tag in group["Tags"]}
 
 
-def test_demo_sets_up_spot_group_and_warm_standby(world, aws):
-    result = run_playbook(world, ROOT / "demo" / "demo.yml")
+def test_demo_sets_up_spot_group_and_warm_standby(world, aws, collections_path):
+    result = run_playbook(world, collections_path, ROOT / "demo" / "demo.yml")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ready to replace interrupted Spot capacity" in result.stdout
 
@@ -36,9 +36,9 @@ def test_demo_sets_up_spot_group_and_warm_standby(world, aws):
     assert [i["LifecycleState"] for i in pool["Instances"]] == ["Warmed:Stopped", "Warmed:Stopped"]
 
 
-def test_demo_is_idempotent(world):
-    assert run_playbook(world, ROOT / "demo" / "demo.yml").returncode == 0
-    second = run_playbook(world, ROOT / "demo" / "demo.yml")
+def test_demo_is_idempotent(world, collections_path):
+    assert run_playbook(world, collections_path, ROOT / "demo" / "demo.yml").returncode == 0
+    second = run_playbook(world, collections_path, ROOT / "demo" / "demo.yml")
     assert second.returncode == 0, second.stdout + second.stderr
     recap = re.search(r"localhost\s+:\s+ok=\d+\s+changed=(\d+)", second.stdout)
     assert recap, second.stdout

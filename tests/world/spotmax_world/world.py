@@ -26,7 +26,8 @@ class World:
 
     def __init__(self, workdir: pathlib.Path, *, consul_acl: bool = False, kubernetes_tls: bool = False) -> None:
         self.workdir = pathlib.Path(workdir)
-        self.aws = AwsEmulator(region=REGION)
+        # The AMI catalogue lets playbooks look images up the way they would in a real account.
+        self.aws = AwsEmulator(region=REGION, default_amis=True)
         self.kubernetes = KubernetesEmulator(tls=kubernetes_tls)
         self.consul_token = secrets.token_hex(16) if consul_acl else None
         self.consul = ConsulEmulator(acl_enabled=consul_acl, management_token=self.consul_token)
