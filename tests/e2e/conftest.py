@@ -37,6 +37,8 @@ def collections_path_fixture(tarball, tmp_path_factory):
             str(BIN / "ansible-galaxy"),
             "collection",
             "install",
+            # --force: a copy already on ANSIBLE_COLLECTIONS_PATH (make install) would be kept otherwise.
+            "--force",
             "--offline",
             "--no-deps",
             "-p",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -31,30 +30,7 @@ DETAIL_KEYS = {
 }
 
 
-@pytest.fixture(scope="module")
-def aws() -> Iterator[AwsEmulator]:
-    with AwsEmulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture(autouse=True)
-def fresh(aws: AwsEmulator) -> None:
-    assert control(aws.url, "POST", "reset")[0] == 200
-
-
-@pytest.fixture
-def asg(aws: AwsEmulator) -> Any:
-    return aws.client("autoscaling", attempts=1)
-
-
-@pytest.fixture
-def ec2(aws: AwsEmulator) -> Any:
-    return aws.client("ec2", attempts=1)
-
-
-@pytest.fixture
-def sqs(aws: AwsEmulator) -> Any:
-    return aws.client("sqs", attempts=1)
+pytestmark = pytest.mark.usefixtures("fresh_aws")
 
 
 def make_group(aws: AwsEmulator, desired: int = 2, hooks: list[dict[str, Any]] | None = None) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,16 +9,7 @@ from botocore.exceptions import ClientError
 
 from spotmax_world.aws import AwsEmulator, control
 
-
-@pytest.fixture(scope="module")
-def aws() -> Iterator[AwsEmulator]:
-    with AwsEmulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture(autouse=True)
-def fresh(aws: AwsEmulator) -> None:
-    assert control(aws.url, "POST", "reset") == (200, {"status": "ok"})
+pytestmark = pytest.mark.usefixtures("fresh_aws")
 
 
 def test_serves_moto_on_loopback(aws: AwsEmulator) -> None:

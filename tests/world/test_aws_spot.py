@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,25 +21,7 @@ SPOT_FAILURE = (
 )
 
 
-@pytest.fixture(scope="module")
-def aws() -> Iterator[AwsEmulator]:
-    with AwsEmulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture(autouse=True)
-def fresh(aws: AwsEmulator) -> None:
-    assert control(aws.url, "POST", "reset")[0] == 200
-
-
-@pytest.fixture
-def asg(aws: AwsEmulator) -> Any:
-    return aws.client("autoscaling", attempts=1)
-
-
-@pytest.fixture
-def ec2(aws: AwsEmulator) -> Any:
-    return aws.client("ec2", attempts=1)
+pytestmark = pytest.mark.usefixtures("fresh_aws")
 
 
 def mixed_group(aws: AwsEmulator, desired: int, base: int = 1, percentage: int = 25, **distribution: Any) -> None:

@@ -2,37 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
-from spotmax_world.aws import AwsEmulator, control
+from spotmax_world.aws import AwsEmulator
 
 AMI = "ami-12c6146b"
 ZONES = ["us-east-1a", "us-east-1b"]
 
 
-@pytest.fixture(scope="module")
-def aws() -> Iterator[AwsEmulator]:
-    with AwsEmulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture(autouse=True)
-def fresh(aws: AwsEmulator) -> None:
-    assert control(aws.url, "POST", "reset")[0] == 200
-
-
-@pytest.fixture
-def asg(aws: AwsEmulator) -> Any:
-    return aws.client("autoscaling", attempts=1)
-
-
-@pytest.fixture
-def ec2(aws: AwsEmulator) -> Any:
-    return aws.client("ec2", attempts=1)
+pytestmark = pytest.mark.usefixtures("fresh_aws")
 
 
 def make_group(aws: AwsEmulator, desired: int = 1, template: dict[str, Any] | None = None, **group: Any) -> None:
