@@ -53,7 +53,7 @@ install: build
 	@echo "installed spotmax.maxgroup into $(BUILD)/collections"
 
 demo: install
-	$(WORLD) exec -- $(BIN)/ansible-playbook -i demo/inventory.yml demo/demo.yml
+	cd demo && $(WORLD) exec -- $(BIN)/ansible-playbook demo.yml
 
 # --- tests --------------------------------------------------------------------------------
 test: lint changelog sanity units world-tests integration molecule e2e sanity-core221 units-core221
@@ -108,6 +108,7 @@ $(VENV312)/.installed: requirements-test-core221.txt
 
 sanity-core221 units-core221: copy
 	@if [ -z "$(PYTHON312)" ]; then echo "NOTICE: no Python 3.12 on this machine: skipping the ansible-core 2.21 $@ leg"; exit 0; fi; \
+	echo "$@: ansible-core 2.21 on $(PYTHON312)"; \
 	$(MAKE) --no-print-directory $(VENV312)/.installed; \
 	$(VENV312)/bin/python tests/tooling/install_pip_bootstrap.py $(TEST_HOME); \
 	cd $(COLLECTION_COPY) && HOME=$(TEST_HOME) $(CURDIR)/$(VENV312)/bin/ansible-test $(patsubst %-core221,%,$@) --venv --python 3.12 --color no
