@@ -20,6 +20,8 @@ TEST_HOME := $(BUILD)/home
 SITE := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_path("purelib").split("/")[-2])')
 BUNDLED := $(CURDIR)/$(VENV)/lib/$(SITE)/site-packages/ansible_collections
 WORLD := $(BIN)/python -m spotmax_world
+# Deferred (=): the virtualenv exists only once a recipe needs it.
+PYVER = $(shell $(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 export PYTHONPATH := $(CURDIR)/tests/world
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(BUILD)/collections
@@ -81,22 +83,23 @@ copy: venv
 	$(BIN)/python tests/tooling/install_pip_bootstrap.py $(TEST_HOME)
 
 sanity: copy
-	cd $(COLLECTION_COPY) && HOME=$(TEST_HOME) $(BIN)/ansible-test sanity --venv --python $(shell $(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])') --color no
+	cd $(COLLECTION_COPY) && HOME=$(TEST_HOME) $(BIN)/ansible-test sanity --venv --python $(PYVER) --color no
 
 units: copy
-	cd $(COLLECTION_COPY) && HOME=$(TEST_HOME) $(BIN)/ansible-test units --venv --python $(shell $(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])') --color no
+	cd $(COLLECTION_COPY) && HOME=$(TEST_HOME) $(BIN)/ansible-test units --venv --python $(PYVER) --color no
 
 world-tests: venv
 	$(BIN)/python -m pytest tests/world -q -n 2
 
 integration: copy
 	cd $(COLLECTION_COPY) && $(WORLD) exec --integration-config tests/integration/integration_config.yml -- \
-	  $(BIN)/ansible-test integration --python $(shell $(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])') --color no
+	  $(BIN)/ansible-test integration --python $(PYVER) --color no
 
 molecule: install
 	cd extensions && $(WORLD) exec -- $(BIN)/molecule test --all
 
-e2e: install
+# The e2e fixtures build and install the tarball themselves.
+e2e: venv
 	$(BIN)/python -m pytest tests/e2e -q
 
 # ansible-core 2.21 needs Python >= 3.12: run its sanity + unit legs where such a Python exists.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,6 +15,13 @@ ZONES = ["us-east-1a", "us-east-1b"]
 
 
 pytestmark = pytest.mark.usefixtures("fresh_aws")
+
+
+@pytest.fixture(scope="module")
+def aws() -> Iterator[AwsEmulator]:
+    # No background ticks: PendingDelete and other in-between states stay until the test ticks.
+    with AwsEmulator(tick_interval=0) as emulator:
+        yield emulator
 
 
 def make_group(aws: AwsEmulator, desired: int = 1, template: dict[str, Any] | None = None, **group: Any) -> None:

@@ -110,6 +110,7 @@ class Emulator:
         self.requests: Counter[str] = Counter()
         self._servers: list[ThreadingHTTPServer] = []
         self._threads: list[threading.Thread] = []
+        self._handler: type[BaseHTTPRequestHandler] | None = None
 
     # -- request handling -------------------------------------------------------------------
     def authorize(self, request: Request) -> None:
@@ -143,8 +144,10 @@ class Emulator:
         return Response(result)
 
     # -- lifecycle ------------------------------------------------------------------------
-    def serve(self, port: int = 0, ssl_context: Any = None) -> int:
-        """Listen on 127.0.0.1:``port`` (0 picks a free port) in a daemon thread; return the port."""
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
+        """The request handler answering through :meth:`dispatch` (for listeners a subclass runs itself)."""
+        if self._handler is not None:
+            return self._handler
         emulator = self
 
         class _Handler(BaseHTTPRequestHandler):
@@ -174,7 +177,12 @@ class Emulator:
 
             do_GET = do_PUT = do_POST = do_PATCH = do_DELETE = do_HEAD = _handle
 
-        server = EmulatorHTTPServer((LOOPBACK, port), _Handler)
+        self._handler = _Handler
+        return _Handler
+
+    def serve(self, port: int = 0, ssl_context: Any = None) -> int:
+        """Listen on 127.0.0.1:``port`` (0 picks a free port) in a daemon thread; return the port."""
+        server = EmulatorHTTPServer((LOOPBACK, port), self.handler_class())
         if ssl_context is not None:
             server.socket = ssl_context.wrap_socket(server.socket, server_side=True)
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)

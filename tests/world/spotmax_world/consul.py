@@ -49,7 +49,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, cast
+from typing import Any
 
 from spotmax_world._http import LOOPBACK, Emulator, HttpError, Request, Response
 
@@ -555,7 +555,6 @@ class ConsulEmulator(Emulator):
         self._started = False
         self._port: int | None = None
         self._server_ports: set[int] = set()
-        self._handler: type[BaseHTTPRequestHandler] | None = None
         self._pool = _ListenerPool()
         self._sync_thread: threading.Thread | None = None
         self._agents: dict[str, _Agent] = {}
@@ -576,13 +575,6 @@ class ConsulEmulator(Emulator):
         bound = super().serve(port, ssl_context)
         with self.lock:
             self._server_ports.add(bound)
-            for server in self._servers:
-                if server.server_address[1] == bound:
-                    handler = cast(type[BaseHTTPRequestHandler], server.RequestHandlerClass)
-                    # The base handler writes headers and body apart: with Nagle on, every reply on a kept-alive
-                    # connection then waits ~40 ms for the client's delayed ACK.
-                    handler.disable_nagle_algorithm = True
-                    self._handler = self._handler or handler
         return bound
 
     def start(self) -> int:
@@ -629,13 +621,12 @@ class ConsulEmulator(Emulator):
         if not node or not address:
             raise ValueError("node and address are required")
         with self.lock:
-            if not self._started or self._handler is None or self._stopping.is_set():
+            if not self._started or self._stopping.is_set():
                 raise RuntimeError("start() the Consul emulator first")
             existing = self._agents.get(node)
             if existing is not None and (existing.status == "alive" or existing.is_server):
                 raise ValueError(f"agent {node!r} is already running")
-            handler = self._handler
-        server = _AgentServer(handler)
+        server = _AgentServer(self.handler_class())
         with self.lock:
             existing = self._agents.get(node)
             if existing is not None and existing.status == "alive":

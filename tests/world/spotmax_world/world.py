@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import secrets
 from typing import Any
@@ -103,7 +102,3 @@ class World:
             "consul_url": self.consul.url,
             "consul_token": self.consul_token,
         }
-
-
-def apply_environment(env: dict[str, str]) -> None:
-    os.environ.update(env)

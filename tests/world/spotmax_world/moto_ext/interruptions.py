@@ -28,15 +28,24 @@ def _resource(instance: Instance) -> str:
     return f"arn:aws:ec2:{instance.placement.zone}:instance/{instance.id}"
 
 
-def interrupt(account_id: str, region: str, instance_ids: list[str], notice_seconds: float) -> dict[str, Any]:
-    """Warn each running Spot instance and schedule its termination ``notice_seconds`` later."""
-    warned, skipped = [], []
-    due = RUNTIME.clock.now() + timedelta(seconds=notice_seconds)
+def _running_spot(account_id: str, region: str, instance_ids: list[str]) -> tuple[list[Any], list[str]]:
+    """The running Spot instances among ``instance_ids``, and the ids that are not (skipped)."""
+    running, skipped = [], []
     for instance_id in instance_ids:
         instance = _instance(account_id, region, instance_id)
         if instance is None or instance.lifecycle != SPOT or instance.state != "running":
             skipped.append(instance_id)
-            continue
+        else:
+            running.append(instance)
+    return running, skipped
+
+
+def interrupt(account_id: str, region: str, instance_ids: list[str], notice_seconds: float) -> dict[str, Any]:
+    """Warn each running Spot instance and schedule its termination ``notice_seconds`` later."""
+    warned = []
+    due = RUNTIME.clock.now() + timedelta(seconds=notice_seconds)
+    instances, skipped = _running_spot(account_id, region, instance_ids)
+    for instance in instances:
         events.publish(
             account_id,
             region,
@@ -46,17 +55,14 @@ def interrupt(account_id: str, region: str, instance_ids: list[str], notice_seco
             {"instance-id": instance.id, "instance-action": "terminate"},
         )
         RUNTIME.interruptions.append(PendingInterruption(account_id, region, instance.id, due))
-        warned.append(instance_id)
+        warned.append(instance.id)
     return {"interrupted": warned, "skipped": skipped, "terminate_at": due.isoformat() + "Z"}
 
 
 def rebalance(account_id: str, region: str, instance_ids: list[str]) -> dict[str, Any]:
-    sent, skipped = [], []
-    for instance_id in instance_ids:
-        instance = _instance(account_id, region, instance_id)
-        if instance is None or instance.lifecycle != SPOT or instance.state != "running":
-            skipped.append(instance_id)
-            continue
+    sent = []
+    instances, skipped = _running_spot(account_id, region, instance_ids)
+    for instance in instances:
         events.publish(
             account_id,
             region,
@@ -65,7 +71,7 @@ def rebalance(account_id: str, region: str, instance_ids: list[str]) -> dict[str
             [_resource(instance)],
             {"instance-id": instance.id},
         )
-        sent.append(instance_id)
+        sent.append(instance.id)
     return {"recommended": sent, "skipped": skipped}
 
 

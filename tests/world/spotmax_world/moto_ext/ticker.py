@@ -33,7 +33,8 @@ def tick() -> None:
 
 
 class Ticker:
-    """Calls :func:`tick` every ``interval`` seconds in a daemon thread."""
+    """Calls :func:`tick` every ``interval`` seconds in a daemon thread; ``interval <= 0``: never
+    (tests that look at intermediate states call :func:`tick` themselves)."""
 
     def __init__(self, interval: float = 0.2) -> None:
         self.interval = interval
@@ -41,7 +42,7 @@ class Ticker:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        if self._thread is not None:
+        if self._thread is not None or self.interval <= 0:
             return
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="spotmax-aws-ticker", daemon=True)
