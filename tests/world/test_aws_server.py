@@ -163,3 +163,18 @@ def test_group_tags_are_listed_sorted_by_key(aws: AwsEmulator) -> None:
     autoscaling.create_or_update_tags(Tags=[{**tag, "Key": "middle", "Value": "3"}])
     group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["tags"])["AutoScalingGroups"][0]
     assert [t["Key"] for t in group["Tags"]] == ["app", "middle", "zone"]
+
+
+def test_counts_api_calls_by_service_and_action(aws: AwsEmulator) -> None:
+    asg = aws.client("autoscaling")
+    asg.describe_auto_scaling_groups()
+    asg.describe_auto_scaling_groups()
+    aws.client("sqs").list_queues()
+    status, counts = control(aws.url, "GET", "requests")
+    assert status == 200
+    assert counts["autoscaling:DescribeAutoScalingGroups"] == 2
+    assert counts["sqs:ListQueues"] == 1
+    assert "requests" not in "".join(counts)  # controls are not API calls
+    status, cleared = control(aws.url, "DELETE", "requests")
+    assert (status, cleared) == (200, {})
+    assert aws.requests() == {}

@@ -15,6 +15,7 @@ POST        /_spotmax/reset                  moto's reset, faults and clock clea
 POST        /_spotmax/tick                   apply time-based transitions now
 POST        /_spotmax/interrupt              ``{"instance_ids": [..], "notice_seconds": 120}``
 POST        /_spotmax/rebalance              ``{"instance_ids": [..]}``
+GET/DELETE  /_spotmax/requests               API calls served, as ``{"service:Action": n}``; DELETE clears
 ==========  ===============================  ==============================================
 
 moto keeps its state in module globals: run one emulator per process.
@@ -25,6 +26,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from types import TracebackType
@@ -95,6 +97,8 @@ class _Middleware:
             response = self.emulator.handle_control(Request(environ))
             return response(environ, start_response)
         service, action, json_protocol = identify(environ)
+        if service and action:
+            self.emulator.count_request(service, action)
         if service and action and RUNTIME.faults.take_throttle(service, action):
             status, headers, body = throttle_reply(service, json_protocol)
             start_response(f"{status} {HTTPStatus(status).phrase}", [*headers, ("Content-Length", str(len(body)))])
@@ -122,6 +126,8 @@ class AwsEmulator:
         self._ticker = moto_ext.Ticker(tick_interval)
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
+        self._requests: Counter[str] = Counter()
+        self._requests_lock = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> AwsEmulator:
@@ -206,6 +212,7 @@ class AwsEmulator:
         with RUNTIME.lock:
             moto_api_backend.reset()
             RUNTIME.reset()
+        self.clear_requests()
 
     def interrupt(self, instance_ids: Iterable[str], notice_seconds: float = 120) -> dict[str, Any]:
         with RUNTIME.lock:
@@ -214,6 +221,19 @@ class AwsEmulator:
     def rebalance(self, instance_ids: Iterable[str]) -> dict[str, Any]:
         with RUNTIME.lock:
             return interruptions.rebalance(self.account_id, self.region, list(instance_ids))
+
+    def count_request(self, service: str, action: str) -> None:
+        with self._requests_lock:
+            self._requests[f"{service}:{action}"] += 1
+
+    def requests(self) -> dict[str, int]:
+        """API calls served since start or the last :meth:`clear_requests`, by ``service:Action``."""
+        with self._requests_lock:
+            return dict(self._requests)
+
+    def clear_requests(self) -> None:
+        with self._requests_lock:
+            self._requests.clear()
 
     # -- HTTP controls -----------------------------------------------------------------------
     def handle_control(self, request: Request) -> Response:
@@ -235,6 +255,7 @@ class AwsEmulator:
             "tick": {"POST": lambda _b: self._c_tick()},
             "interrupt": {"POST": self._c_interrupt},
             "rebalance": {"POST": self._c_rebalance},
+            "requests": {"GET": lambda _b: self.requests(), "DELETE": lambda _b: self._c_clear_requests()},
         }
         if path not in routes:
             raise ControlError(404, f"no control at {CONTROL_PREFIX}{path}")
@@ -273,6 +294,10 @@ class AwsEmulator:
     def _c_reset(self) -> dict[str, str]:
         self.reset()
         return {"status": "ok"}
+
+    def _c_clear_requests(self) -> dict[str, int]:
+        self.clear_requests()
+        return self.requests()
 
     def _c_tick(self) -> dict[str, object]:
         self.tick()
