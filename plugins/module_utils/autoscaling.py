@@ -12,6 +12,8 @@ from typing import Any
 # DescribeAutoScalingGroups returns at most 100 groups per page; asking for more names than that
 # in one call only makes the service paginate, so names are sent in chunks of 100.
 DESCRIBE_GROUPS_BATCH = 100
+# DescribeWarmPool returns at most 50 instances per page.
+WARM_POOL_PAGE = 50
 
 
 def chunks(items: list[str], size: int) -> list[list[str]]:
@@ -44,7 +46,7 @@ def describe_group(client: Any, name: str) -> dict[str, Any] | None:
 
 def describe_warm_pool(client: Any, name: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     """The group's warm pool configuration (None without a pool) and all its instances."""
-    request: dict[str, Any] = {"AutoScalingGroupName": name}
+    request: dict[str, Any] = {"AutoScalingGroupName": name, "MaxRecords": WARM_POOL_PAGE}
     configuration: dict[str, Any] | None = None
     instances: list[dict[str, Any]] = []
     while True:

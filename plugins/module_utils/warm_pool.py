@@ -157,3 +157,19 @@ def describe(
             for instance in instances
         ],
     }
+
+
+def groups_with_pool(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The described groups that have a warm pool, sorted by name."""
+    return sorted(
+        (group for group in groups if group.get("WarmPoolConfiguration")), key=lambda g: g["AutoScalingGroupName"]
+    )
+
+
+def describe_group_pool(group: dict[str, Any], instances: list[dict[str, Any]]) -> dict[str, Any]:
+    """One ``warm_pools`` element of asg_warm_pool_info, from a group description and its pool's instances."""
+    configuration = group["WarmPoolConfiguration"]
+    return {
+        "auto_scaling_group_name": group["AutoScalingGroupName"],
+        **describe(current_config(configuration), instances, configuration.get("Status")),
+    }

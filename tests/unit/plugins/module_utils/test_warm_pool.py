@@ -143,3 +143,37 @@ def test_describe_returns_snake_case():
         ],
     }
     assert wp.describe(None, []) == {}
+
+
+def test_groups_with_pool_keeps_pool_holders_sorted():
+    groups = [
+        {"AutoScalingGroupName": "b", "WarmPoolConfiguration": {"MinSize": 0}},
+        {"AutoScalingGroupName": "c"},
+        {"AutoScalingGroupName": "a", "WarmPoolConfiguration": {"MinSize": 1}},
+    ]
+    assert [group["AutoScalingGroupName"] for group in wp.groups_with_pool(groups)] == ["a", "b"]
+
+
+def test_describe_group_pool_names_the_group_and_keeps_status():
+    group = {
+        "AutoScalingGroupName": "web",
+        "WarmPoolConfiguration": {
+            "MinSize": 1,
+            "PoolState": "Stopped",
+            "MaxGroupPreparedCapacity": -1,
+            "Status": "PendingDelete",
+        },
+    }
+    instances = [
+        {
+            "InstanceId": "i-1",
+            "LifecycleState": "Warmed:Stopped",
+            "InstanceType": "m5.large",
+            "AvailabilityZone": "us-east-1a",
+        }
+    ]
+    described = wp.describe_group_pool(group, instances)
+    assert described["auto_scaling_group_name"] == "web"
+    assert described["status"] == "PendingDelete"
+    assert described["max_group_prepared_capacity"] is None
+    assert described["instances"][0]["lifecycle_state"] == "Warmed:Stopped"
