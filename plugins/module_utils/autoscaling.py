@@ -78,3 +78,44 @@ def describe_launch_configuration(client: Any, name: str | None) -> dict[str, An
         "LaunchConfigurations", []
     )
     return found[0] if found else None
+
+
+# DescribeAutoScalingInstances takes at most 50 ids per call; DetachInstances at most 20.
+DESCRIBE_INSTANCES_BATCH = 50
+DETACH_BATCH = 20
+
+
+def describe_instances(client: Any, instance_ids: list[str]) -> list[dict[str, Any]]:
+    """Auto Scaling's view (group, lifecycle state) of the given instances; ids in no group are absent."""
+    found: list[dict[str, Any]] = []
+    for batch in chunks(sorted(set(instance_ids)), DESCRIBE_INSTANCES_BATCH):
+        request: dict[str, Any] = {"InstanceIds": batch, "MaxRecords": DESCRIBE_INSTANCES_BATCH}
+        while True:
+            page = client.describe_auto_scaling_instances(aws_retry=True, **request)
+            found.extend(page.get("AutoScalingInstances", []))
+            if not page.get("NextToken"):
+                break
+            request["NextToken"] = page["NextToken"]
+    return found
+
+
+def describe_groups_with_tag(client: Any, key: str) -> list[dict[str, Any]]:
+    """Groups carrying tag ``key``, 100 per call."""
+    groups: list[dict[str, Any]] = []
+    request: dict[str, Any] = {"Filters": [{"Name": "tag-key", "Values": [key]}], "MaxRecords": DESCRIBE_GROUPS_BATCH}
+    while True:
+        page = client.describe_auto_scaling_groups(aws_retry=True, **request)
+        groups.extend(page.get("AutoScalingGroups", []))
+        if not page.get("NextToken"):
+            return groups
+        request["NextToken"] = page["NextToken"]
+
+
+def detach_instances(client: Any, group: str, instance_ids: list[str], decrement: bool) -> None:
+    for batch in chunks(instance_ids, DETACH_BATCH):
+        client.detach_instances(
+            aws_retry=True,
+            AutoScalingGroupName=group,
+            InstanceIds=batch,
+            ShouldDecrementDesiredCapacity=decrement,
+        )

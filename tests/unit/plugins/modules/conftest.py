@@ -57,12 +57,7 @@ def create_group(aws, name, template_data, **extra):
     aws["ec2"].create_launch_template(LaunchTemplateName=name, LaunchTemplateData=data)
     spec = {"LaunchTemplateName": name, "Version": "$Latest"}
     group_args = {"LaunchTemplate": spec} if "MixedInstancesPolicy" not in extra else {}
+    sizes = {"MinSize": 0, "MaxSize": 4, "DesiredCapacity": 0}
     aws["autoscaling"].create_auto_scaling_group(
-        AutoScalingGroupName=name,
-        MinSize=0,
-        MaxSize=4,
-        DesiredCapacity=0,
-        AvailabilityZones=[f"{REGION}a"],
-        **group_args,
-        **extra,
+        AutoScalingGroupName=name, AvailabilityZones=[f"{REGION}a"], **{**sizes, **group_args, **extra}
     )

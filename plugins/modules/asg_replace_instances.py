@@ -1,0 +1,140 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+
+# Copyright: Contributors to the spotmax.maxgroup project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: asg_replace_instances
+version_added: 0.1.0
+short_description: Start replacements for interrupted Auto Scaling instances at once
+description:
+  - For instances about to be reclaimed (a Spot interruption warning, a rebalance recommendation),
+    starts their replacements now instead of after they are gone.
+  - Each instance is detached from its group without decrementing the desired capacity, so the
+    group launches a replacement at once (from its warm pool when it has one). The detached
+    instance keeps running until EC2 reclaims it, so its drain and deregistration can finish.
+  - When a group has a standby group (an On-Demand group tagged C(spotmax:standby_for) with the
+    group's name, usually with a hibernated warm pool), the standby group is also scaled out by as
+    many instances, capped at its maximum size, so warm capacity serves in seconds.
+  - Instances are looked up 50 per call and detached 20 per call, the API's limits; instances
+    that are in no group (already detached or gone) are skipped, so a repeated run changes nothing.
+author:
+  - spotmax.maxgroup maintainers (@spotmax)
+options:
+  instance_ids:
+    description: The instances to replace; they may belong to different groups.
+    type: list
+    elements: str
+    required: true
+  use_standby:
+    description: Scale out the groups' standby groups too.
+    type: bool
+    default: true
+extends_documentation_fragment:
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  platform:
+    platforms: aws
+"""
+
+EXAMPLES = r"""
+- name: Start replacements for the instances of a Spot interruption batch
+  spotmax.maxgroup.asg_replace_instances:
+    instance_ids: "{{ interrupted | map(attribute='instance_id') }}"
+  register: replaced
+
+- name: Show which standby groups were scaled out
+  ansible.builtin.debug:
+    var: replaced.replacement.standby
+"""
+
+RETURN = r"""
+replacement:
+  description: What was (or, in check mode, would be) done.
+  returned: always
+  type: dict
+  contains:
+    detached:
+      description: Detached instance ids by group name.
+      type: dict
+      sample: {"web-spot": ["i-0123456789abcdef0"]}
+    standby:
+      description: Standby groups scaled out, with their desired capacity before and after.
+      type: dict
+      sample: {"web-spot-standby": {"from": 0, "to": 1, "capped": false}}
+    skipped:
+      description: Instances not detached, with the reason.
+      type: list
+      elements: dict
+      sample: [{"instance_id": "i-0fedcba9876543210", "reason": "not in an Auto Scaling group"}]
+"""
+
+try:
+    import botocore
+except ImportError:
+    pass  # handled by AnsibleAWSModule
+
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+
+from ansible_collections.spotmax.maxgroup.plugins.module_utils import autoscaling as asg
+from ansible_collections.spotmax.maxgroup.plugins.module_utils import replacement
+
+INSTANCE_ID_PREFIX = "i-"
+
+
+def main():
+    argument_spec = dict(
+        instance_ids=dict(type="list", elements="str", required=True),
+        use_standby=dict(type="bool", default=True),
+    )
+    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    instance_ids = module.params["instance_ids"]
+    wrong = [value for value in instance_ids if not value.startswith(INSTANCE_ID_PREFIX)]
+    if wrong:
+        module.fail_json(msg=f"instance_ids: {', '.join(map(repr, wrong))} not allowed; use EC2 instance ids (i-...)")
+    client = module.client("autoscaling", retry_decorator=AWSRetry.jittered_backoff())
+    try:
+        described = asg.describe_instances(client, instance_ids) if instance_ids else []
+        standby = {}
+        if module.params["use_standby"] and described:
+            standby = replacement.standby_groups(asg.describe_groups_with_tag(client, replacement.STANDBY_KEY))
+        wanted = replacement.plan(instance_ids, described, standby, module.params["use_standby"])
+        if not module.check_mode:
+            for group, ids in wanted["detach"].items():
+                asg.detach_instances(client, group, ids, decrement=False)
+            for group, change in wanted["standby"].items():
+                client.set_desired_capacity(aws_retry=True, AutoScalingGroupName=group, DesiredCapacity=change["to"])
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        module.fail_json_aws(exc, msg=f"Failed to replace instances {', '.join(instance_ids)}")
+
+    result = {
+        "detached": wanted["detach"],
+        "standby": wanted["standby"],
+        "skipped": wanted["skipped"],
+    }
+    output = {"changed": bool(wanted["detach"] or wanted["standby"]), "replacement": result}
+    if module._diff:
+        output["diff"] = {
+            "before": {"detached": {}, "standby": {name: c["from"] for name, c in wanted["standby"].items()}},
+            "after": {
+                "detached": wanted["detach"],
+                "standby": {name: c["to"] for name, c in wanted["standby"].items()},
+            },
+        }
+    module.exit_json(**output)
+
+
+if __name__ == "__main__":
+    main()
