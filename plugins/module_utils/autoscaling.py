@@ -14,6 +14,12 @@ from typing import Any
 DESCRIBE_GROUPS_BATCH = 100
 # DescribeWarmPool returns at most 50 instances per page.
 WARM_POOL_PAGE = 50
+# CreateOrUpdateTags and DeleteTags take tags of many groups in one call. The API reference states no
+# maximum for their Tags list (the documented per-call limits, e.g. 20 instance IDs for
+# DetachInstances, do not cover them), but large calls are reported to fail in practice
+# (cloud-custodian/cloud-custodian#4047: tagging failed once a call carried more than 25 groups).
+# 20 tags per call stays below that and keeps a group's tags in one call.
+TAG_WRITE_BATCH = 20
 
 
 def chunks(items: list[str], size: int) -> list[list[str]]:
@@ -119,3 +125,42 @@ def detach_instances(client: Any, group: str, instance_ids: list[str], decrement
             InstanceIds=batch,
             ShouldDecrementDesiredCapacity=decrement,
         )
+
+
+def tag_batches(tags: list[dict[str, Any]], size: int = TAG_WRITE_BATCH) -> list[list[dict[str, Any]]]:
+    """Split API tags into calls of at most ``size`` tags, keeping each group's tags in one call."""
+    by_group: dict[str, list[dict[str, Any]]] = {}
+    for tag in tags:
+        by_group.setdefault(str(tag["ResourceId"]), []).append(tag)
+    batches: list[list[dict[str, Any]]] = []
+    current: list[dict[str, Any]] = []
+    for group_tags in by_group.values():
+        if current and len(current) + len(group_tags) > size:
+            batches.append(current)
+            current = []
+        current.extend(group_tags)
+        while len(current) > size:  # a single group with more tags than a call holds
+            batches.append(current[:size])
+            current = current[size:]
+    if current:
+        batches.append(current)
+    return batches
+
+
+def create_or_update_tags(client: Any, tags: list[dict[str, Any]]) -> int:
+    """Write group tags (``ResourceId``, ``ResourceType``, ``Key``, ``Value``, ``PropagateAtLaunch``) in few calls.
+
+    Returns the number of calls made; no call when ``tags`` is empty.
+    """
+    batches = tag_batches(tags)
+    for batch in batches:
+        client.create_or_update_tags(aws_retry=True, Tags=batch)
+    return len(batches)
+
+
+def delete_tags(client: Any, tags: list[dict[str, Any]]) -> int:
+    """Delete group tags (``ResourceId``, ``ResourceType``, ``Key``) in few calls; returns the number of calls."""
+    batches = tag_batches(tags)
+    for batch in batches:
+        client.delete_tags(aws_retry=True, Tags=batch)
+    return len(batches)
