@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import pathlib
+import socket
 import sys
+import time
 import urllib.request
 
 import pytest
@@ -90,7 +92,8 @@ class Cluster:
         port = self.emulator.add_agent(name, address)
         self.agents[name] = f"127.0.0.1:{port}"
         for service in services:
-            body = {"Name": service.split(":")[0], "ID": service.replace(":", "-"), "Port": 80}
+            name, _sep, number = service.partition(":")
+            body = {"Name": name, "ID": f"{name}-{number}" if number else name, "Port": 80}
             body["Check"] = {"TTL": "30s", "Status": "passing"}
             call("PUT", f"http://127.0.0.1:{port}/v1/agent/service/register", body, self.token)
         return port
@@ -191,6 +194,10 @@ def test_catalog_mode_removes_services_of_a_dead_agent(cluster):
     assert "warnings" not in result
     cluster.emulator.sync()
     assert cluster.catalog_services("web-1") == ["api"]
+    cluster.emulator.requests.clear()
+    again = cluster.run([WEB1], mode="catalog", services=["web"])
+    assert again["changed"] is False
+    assert cluster.writes() == {}
 
 
 def test_catalog_removal_while_the_agent_lives_comes_back(cluster):
@@ -279,12 +286,20 @@ def test_catalog_read_error_is_surfaced(cluster):
 
 def test_deadline_stops_the_run(cluster):
     cluster.node("web-1", "10.0.1.5", ["web"])
-    cluster.emulator.latency = 0.3
-    result = cluster.run([WEB1], deadline=0.5, timeout=5)
+    # An "agent" that accepts connections and never answers: the request waits until the deadline cuts it.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        cluster.agents["web-1"] = f"127.0.0.1:{silent.getsockname()[1]}"
+        started = time.monotonic()
+        result = cluster.run([WEB1], mode="agent", deadline=1, timeout=30)
+        elapsed = time.monotonic() - started
     assert result["failed"] is True
     error = by_instance(result)["i-1"]["error"]
-    assert "deadline: the 0.5 seconds allowed for the whole run have passed" in error or "timed out" in error
-    cluster.emulator.latency = 0.0
+    assert error.startswith(f"GET http://{cluster.agents['web-1']}/v1/agent/self failed: ")
+    assert "timed out" in error
+    # The 30-second request timeout was cut to what was left of the 1-second deadline.
+    assert elapsed < 5
     assert cluster.catalog_services("web-1") == ["web"]
 
 
