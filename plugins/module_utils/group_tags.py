@@ -15,10 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ansible_collections.spotmax.maxgroup.plugins.module_utils.duration import HOURS_KEY
+from ansible_collections.spotmax.maxgroup.plugins.module_utils.duration import MINS_KEY as GUARANTEE_KEY
+from ansible_collections.spotmax.maxgroup.plugins.module_utils.duration import MINS_KEY_CORRECT as GUARANTEE_KEY_CORRECT
+
 PREFIX = "spotmax:"
 MEMBERSHIP_KEY = "spotmax:group"
-GUARANTEE_KEY = "spotmax:gurantee_living_mins"  # sic: the published contract
-GUARANTEE_KEY_CORRECT = "spotmax:guarantee_living_mins"
 TRUE_WORDS = {"true", "yes", "1", "on"}
 FALSE_WORDS = {"false", "no", "0", "off"}
 
@@ -49,7 +51,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("consul_port", "spotmax:consul_port", "int", None, 1, 65535),
         Setting("sd_delay_detach_secs", "spotmax:sd_delay_detach_secs", "int", 30, 0),
         Setting("persistence_dev", "spotmax:persistence_dev", "str", None),
-        Setting("instance_duration_hours", "spotmax:instance_duration_hours", "int", None, 1, 6),
+        Setting("instance_duration_hours", HOURS_KEY, "int", None, 1, 6),
         Setting("guarantee_living_mins", GUARANTEE_KEY, "int", None, 1),
         Setting("is_enable_od_fallback", "spotmax:is_enable_od_fallback", "bool", True),
         Setting("od_least_live_mins", "spotmax:od_least_live_mins", "int", 15, 0),
@@ -125,7 +127,7 @@ def _check_duration(group: str, settings: dict[str, Any]) -> None:
     if hours is not None and mins is not None and mins >= hours * 60:
         raise TagError(
             f"group {group!r} tag {GUARANTEE_KEY}: {mins} is not allowed; it must be below "
-            f"spotmax:instance_duration_hours x 60 ({hours * 60})"
+            f"{HOURS_KEY} x 60 ({hours * 60})"
         )
 
 

@@ -125,32 +125,10 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.spotmax.maxgroup.plugins.module_utils import autoscaling as asg
+from ansible_collections.spotmax.maxgroup.plugins.module_utils import lifecycle
 
-WAITING = {"Pending:Wait", "Terminating:Wait", "Warmed:Pending:Wait", "Warmed:Terminating:Wait"}
 # The action ended between our read and our call (completed elsewhere or timed out).
 GONE = "No active Lifecycle Action found"
-
-
-def plan(actions, described):
-    """Per action: the call to make, or why none is needed."""
-    by_id = {instance["InstanceId"]: instance for instance in described}
-    planned = []
-    for action in actions:
-        instance = by_id.get(action["instance_id"]) or {}
-        state = instance.get("LifecycleState")
-        entry = {
-            "instance_id": action["instance_id"],
-            "group": action.get("group") or instance.get("AutoScalingGroupName"),
-            "lifecycle_state": state,
-            "done": False,
-            "reason": None,
-        }
-        if not instance:
-            entry["reason"] = "not in an Auto Scaling group"
-        elif state not in WAITING:
-            entry["reason"] = f"not waiting in a lifecycle hook (state {state})"
-        planned.append((action, entry))
-    return planned
 
 
 def call(client, state, result, action, entry):
@@ -200,7 +178,7 @@ def main():
         described = asg.describe_instances(client, [action["instance_id"] for action in actions]) if actions else []
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
         module.fail_json_aws(exc, msg="Failed to describe the instances of the lifecycle actions")
-    planned = plan(actions, described)
+    planned = lifecycle.plan(actions, described)
     due = [(action, entry) for action, entry in planned if entry["reason"] is None]
     results = [entry for action, entry in planned]
     if module.check_mode:
