@@ -59,7 +59,7 @@ options:
   propagate_at_launch:
     description:
       - Whether the duration tags are also added to the instances the groups launch.
-      - A duration tag whose PropagateAtLaunch differs from this is rewritten.
+      - A duration tag whose PropagateAtLaunch differs from this is rewritten. Ignored with O(state=absent).
     type: bool
     default: false
 extends_documentation_fragment:
