@@ -45,7 +45,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
 from spotmax_world import moto_ext
-from spotmax_world.moto_ext import interruptions
+from spotmax_world.moto_ext import eks, interruptions
 from spotmax_world.moto_ext.faults import throttle_reply
 from spotmax_world.moto_ext.runtime import RUNTIME
 
@@ -146,6 +146,8 @@ class AwsEmulator:
 
     def stop(self) -> None:
         self._ticker.stop()
+        with RUNTIME.lock:  # the Kubernetes API the clusters pointed at goes away with the world
+            RUNTIME.eks_api, RUNTIME.eks_clusters = None, []
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -209,10 +211,19 @@ class AwsEmulator:
         RUNTIME.faults.clear_throttle(service)
 
     def reset(self) -> None:
+        """moto's reset; the EKS clusters of :meth:`serve_eks` come back at once."""
         with RUNTIME.lock:
             moto_api_backend.reset()
             RUNTIME.reset()
+            eks.ensure_clusters(self.account_id, self.region, RUNTIME.eks_clusters)
         self.clear_requests()
+
+    def serve_eks(self, endpoint: str, ca_pem: bytes | None, clusters: Iterable[str]) -> None:
+        """EKS clusters report ``endpoint`` (and ``ca_pem``) as their API; ``clusters`` exist from now on."""
+        with RUNTIME.lock:
+            RUNTIME.eks_api = eks.EksApi(endpoint, ca_pem)
+            RUNTIME.eks_clusters = list(clusters)
+            eks.ensure_clusters(self.account_id, self.region, RUNTIME.eks_clusters)
 
     def interrupt(self, instance_ids: Iterable[str], notice_seconds: float = 120) -> dict[str, Any]:
         with RUNTIME.lock:

@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from spotmax_world import kubernetes_eks
 from spotmax_world._http import LOOPBACK, Emulator, HttpError, Request, Response
 from spotmax_world.kubernetes_patch import APPLY_PATCH, PATCH_TYPES, PatchError, apply_patch
 from spotmax_world.kubernetes_selectors import (
@@ -214,6 +215,11 @@ class KubernetesEmulator(Emulator):
     0 (the default) removes it at once. ``reschedule_evicted_pods`` (default off) makes a pod owned by a
     ReplicaSet/StatefulSet/ReplicationController come back, Running and Ready, on another schedulable
     node once it is gone, standing in for the controllers this emulator does not have.
+
+    Requests authenticate with the static bearer ``token`` or, for the clusters given to
+    :meth:`register_eks_cluster`, with an EKS token (see :mod:`spotmax_world.kubernetes_eks`).
+    :meth:`inject_concurrent_write` (``POST /_emulator/faults/concurrent-write``) makes another
+    writer change a ConfigMap just before the next write to it, so that write gets a real 409.
     """
 
     def __init__(self, token: str | None = None, tls: bool = False) -> None:
@@ -228,6 +234,9 @@ class KubernetesEmulator(Emulator):
         self._seq = 0
         self.pod_termination_seconds = 0.0
         self.reschedule_evicted_pods = False
+        self._eks_clusters: list[str] = []
+        self._aws_secrets: dict[str, str] = {}
+        self._concurrent_writes: dict[Key, dict[str, str | None]] = {}
         self._build_routes()
         self.reset()
 
@@ -294,10 +303,11 @@ class KubernetesEmulator(Emulator):
 
     # -- test controls (Python side of /_emulator/) ---------------------------------------------
     def reset(self) -> None:
-        """Back to an empty cluster: only the initial namespaces. Counters and settings stay."""
+        """Back to an empty cluster: only the initial namespaces, no faults. Counters and settings stay."""
         with self.lock:
             self._store = {rt.plural: {} for rt in RESOURCE_TYPES}
             self._pending = []
+            self._concurrent_writes = {}
             for name in INITIAL_NAMESPACES:
                 self._insert(NAMESPACES, {"metadata": {"name": name}}, "")
 
@@ -330,6 +340,34 @@ class KubernetesEmulator(Emulator):
             return {
                 "pod_termination_seconds": self.pod_termination_seconds,
                 "reschedule_evicted_pods": self.reschedule_evicted_pods,
+            }
+
+    def register_eks_cluster(self, name: str, credentials: dict[str, str]) -> None:
+        """Accept EKS tokens for cluster ``name`` signed with ``credentials`` (access key id -> secret key)."""
+        with self.lock:
+            if name not in self._eks_clusters:
+                self._eks_clusters.append(name)
+            self._aws_secrets.update(credentials)
+
+    @property
+    def eks_clusters(self) -> list[str]:
+        with self.lock:
+            return list(self._eks_clusters)
+
+    def inject_concurrent_write(self, namespace: str, name: str, data: dict[str, str | None]) -> None:
+        """Just before the next write to ConfigMap ``namespace/name``, merge ``data`` into it (None deletes
+        a key) and bump its resourceVersion, as another writer would; the pending write then gets a 409
+        if it carries the resourceVersion it read."""
+        with self.lock:
+            self._concurrent_writes[(namespace, name)] = dict(data)
+
+    def faults(self) -> Obj:
+        with self.lock:
+            return {
+                "concurrent_writes": [
+                    {"namespace": namespace, "name": name, "data": dict(data)}
+                    for (namespace, name), data in sorted(self._concurrent_writes.items())
+                ]
             }
 
     # -- seeding helpers ------------------------------------------------------------------
@@ -510,8 +548,19 @@ class KubernetesEmulator(Emulator):
         if request.path in ("/healthz", "/livez", "/readyz"):
             return
         header = request.headers.get("Authorization") or ""
-        if not hmac.compare_digest(header.encode(), f"Bearer {self._token}".encode()):
-            raise HttpError(401, status_failure(401, "Unauthorized", "Unauthorized"))
+        if hmac.compare_digest(header.encode(), f"Bearer {self._token}".encode()):
+            return
+        scheme, _space, token = header.partition(" ")
+        if scheme == "Bearer" and token.startswith(kubernetes_eks.TOKEN_PREFIX):
+            with self.lock:
+                clusters, secrets_by_key = list(self._eks_clusters), dict(self._aws_secrets)
+            try:
+                kubernetes_eks.verify(token, clusters, secrets_by_key, time.time())
+            except kubernetes_eks.TokenError:
+                pass
+            else:
+                return
+        raise HttpError(401, status_failure(401, "Unauthorized", "Unauthorized"))
 
     def not_found(self, request: Request) -> HttpError:
         if not request.path.startswith("/_emulator/"):
@@ -543,6 +592,9 @@ class KubernetesEmulator(Emulator):
         self._route("GET", "/_emulator/settings", lambda _req: self.settings())
         self._route("DELETE", "/_emulator/state", self._delete_state)
         self._route("GET", "/_emulator/state", self._get_state)
+        self._route("GET", "/_emulator/faults", lambda _req: self.faults())
+        self._route("DELETE", "/_emulator/faults", self._delete_faults)
+        self._route("POST", "/_emulator/faults/concurrent-write", self._post_concurrent_write)
         for path in ("/healthz", "/livez", "/readyz"):
             self._route("GET", path, lambda _req: Response(b"ok", 200, {"Content-Type": "text/plain; charset=utf-8"}))
         self._route("GET", "/version", lambda _req: dict(VERSION_INFO))
@@ -595,6 +647,23 @@ class KubernetesEmulator(Emulator):
 
     def _get_state(self, _request: Request) -> Obj:
         return {rt.plural: self.list_objects(rt.plural) for rt in RESOURCE_TYPES}
+
+    def _delete_faults(self, _request: Request) -> Obj:
+        with self.lock:
+            self._concurrent_writes = {}
+        return self.faults()
+
+    def _post_concurrent_write(self, request: Request) -> Obj:
+        body = request.json() or {}
+        if not isinstance(body, dict):
+            raise HttpError(400, {"message": "the body must be a JSON object"})
+        namespace, name, data = body.get("namespace"), body.get("name"), body.get("data")
+        if not isinstance(namespace, str) or not namespace or not isinstance(name, str) or not name:
+            raise HttpError(400, {"message": "namespace, name: the ConfigMap's namespace and name are required"})
+        if not isinstance(data, dict) or not data or not all(isinstance(v, (str, type(None))) for v in data.values()):
+            raise HttpError(400, {"message": "data: an object of keys to new string values (null deletes) is required"})
+        self.inject_concurrent_write(namespace, name, data)
+        return self.faults()
 
     # -- discovery ------------------------------------------------------------------------------
     def _api_versions(self, request: Request) -> Obj:
@@ -820,6 +889,22 @@ class KubernetesEmulator(Emulator):
                 new["status"] = copy.deepcopy(old["status"])
             else:
                 new.pop("status", None)
+        return new
+
+    def _concurrent_write(self, rt: ResourceType, key: Key, old: Obj) -> Obj:
+        """Apply an injected concurrent write to ``key`` (once); return the object now stored."""
+        change = self._concurrent_writes.pop(key, None) if rt is CONFIGMAPS else None
+        if change is None:
+            return old
+        new = copy.deepcopy(old)
+        data = new.setdefault("data", {})
+        for field, value in change.items():
+            if value is None:
+                data.pop(field, None)
+            else:
+                data[field] = value
+        self._bump(new)
+        self._store[rt.plural][key] = new
         return new
 
     def _find(self, rt: ResourceType, namespace: str | None, name: str) -> tuple[Key, Obj]:
@@ -1117,6 +1202,7 @@ class KubernetesEmulator(Emulator):
         with self.lock:
             self._reap()
             key, old = self._find(rt, namespace, name)
+            old = self._concurrent_write(rt, key, old)
             self._check_preconditions(rt, name, old, meta)
             new = self._write(rt, key, self._merge_update(rt, old, body, subresource), old, self._dry_run(request))
             return self._typed(rt, new)
@@ -1152,6 +1238,7 @@ class KubernetesEmulator(Emulator):
         with self.lock:
             self._reap()
             key, old = self._find(rt, namespace, name)
+            old = self._concurrent_write(rt, key, old)
             try:
                 patched = apply_patch(content_type, self._typed(rt, old), patch)
             except PatchError as exc:
@@ -1185,6 +1272,7 @@ class KubernetesEmulator(Emulator):
         with self.lock:
             self._reap()
             key, obj = self._find(rt, namespace, name)
+            obj = self._concurrent_write(rt, key, obj)
             preconditions = (options or {}).get("preconditions") or {}
             self._check_preconditions(rt, name, obj, preconditions)
             if rt is PODS:

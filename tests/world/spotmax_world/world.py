@@ -14,10 +14,15 @@ from spotmax_world.kubernetes import KubernetesEmulator
 REGION = "us-east-1"
 # moto accepts any credentials; these make sure nothing real is ever picked up.
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+# The EKS cluster whose API is the Kubernetes emulator (DescribeCluster endpoint and CA, EKS tokens).
+EKS_CLUSTER = "spotmax-world"
 
 
 class World:
     """The three test doubles on 127.0.0.1 with free ports.
+
+    The AWS side has one EKS cluster, :data:`EKS_CLUSTER`, whose endpoint and CA are the Kubernetes
+    emulator's; the emulator accepts EKS tokens for it signed with :data:`CREDENTIALS`.
 
     ``workdir`` receives the kubeconfig and ``world.json`` (every address and token), so other
     processes (playbooks, molecule, the benchmark) can find the world.
@@ -39,6 +44,10 @@ class World:
             self.aws.start()
             self.kubernetes.start()
             self.consul.start()
+            self.aws.serve_eks(self.kubernetes.url, self.kubernetes.ca_pem, [EKS_CLUSTER])
+            self.kubernetes.register_eks_cluster(
+                EKS_CLUSTER, {CREDENTIALS["AWS_ACCESS_KEY_ID"]: CREDENTIALS["AWS_SECRET_ACCESS_KEY"]}
+            )
         except BaseException:
             self.stop()
             raise
@@ -66,6 +75,7 @@ class World:
             "kubernetes_url": self.kubernetes.url,
             "kubernetes_token": self.kubernetes.token,
             "kubeconfig": str(self.kubeconfig),
+            "eks_cluster_name": EKS_CLUSTER,
             "consul_url": self.consul.url,
             "consul_token": self.consul_token,
         }
@@ -99,6 +109,8 @@ class World:
             "aws_region": REGION,
             "aws_endpoint_url": self.aws.url,
             "kubeconfig": str(self.kubeconfig),
+            "kubernetes_url": self.kubernetes.url,
+            "eks_cluster_name": EKS_CLUSTER,
             "consul_url": self.consul.url,
             "consul_token": self.consul_token,
         }

@@ -15,6 +15,8 @@
   Spot instance requests); ``moto.ec2.utils.filter_dict_attribute_mapping`` (``instance-lifecycle``).
 - ``moto.ec2.models.launch_templates.LaunchTemplateBackend.create_launch_template`` (wrapped: the
   template's own tags stay off its version data).
+- ``moto.eks.models.EKSBackend.create_cluster`` (wrapped: endpoint and CA of the world's Kubernetes
+  emulator, see ``eks``).
 - ``moto.events.utils.EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE`` (adds ``account``).
 - module-level ``utcnow`` in ``moto.ec2.models.instances`` and ``moto.autoscaling.models`` (virtual
   clock) and ``moto.settings.ec2_load_default_amis`` (AMI catalogue on demand).
@@ -30,7 +32,7 @@ import moto.autoscaling.models as autoscaling_models
 import moto.ec2.models.instances as ec2_instances
 from moto import settings
 
-from . import autoscaling_api, ec2_filters, events, launch, launch_templates
+from . import autoscaling_api, ec2_filters, eks, events, launch, launch_templates
 from ._patch import original, patch
 from .runtime import RUNTIME
 from .ticker import Ticker, tick
@@ -57,3 +59,4 @@ def apply() -> None:
     ec2_filters.install()
     launch_templates.install()
     autoscaling_api.install()
+    eks.install()

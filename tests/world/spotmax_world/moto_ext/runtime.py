@@ -9,9 +9,13 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from .clock import VirtualClock
 from .faults import Faults
+
+if TYPE_CHECKING:
+    from .eks import EksApi
 
 
 @dataclass
@@ -30,6 +34,10 @@ class Runtime:
     interruptions: list[PendingInterruption] = field(default_factory=list)
     # moto builds ~2600 default AMIs per EC2 backend (about 0.5 s on every reset).
     default_amis: bool = True
+    # Wiring, not test state (a reset keeps it): the Kubernetes API EKS clusters report, and the
+    # clusters the world keeps (re-created after a reset).
+    eks_api: EksApi | None = None
+    eks_clusters: list[str] = field(default_factory=list)
 
     def reset(self) -> None:
         with self.lock:
