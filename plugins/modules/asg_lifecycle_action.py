@@ -18,6 +18,9 @@ description:
   - Instances are looked up 50 per call; the per-instance calls (the API has no batch form) run concurrently.
   - An instance that is no longer waiting (its action was completed, or it timed out) is reported and
     left alone, so a repeated run changes nothing.
+  - With O(keep_alive), heartbeats repeat every O(heartbeat_interval) seconds until no action waits any
+    more (another task completed them) or O(keep_alive) seconds have passed. Run it with C(async) and
+    C(poll: 0) next to a long drain, then complete the actions: the keep-alive ends on its next round.
 author:
   - spotmax.maxgroup maintainers (@spotmax)
 options:
@@ -55,6 +58,17 @@ options:
     description: How many API calls run at once.
     type: int
     default: 10
+  keep_alive:
+    description:
+      - With O(state=heartbeat), how many seconds to go on recording heartbeats. V(0) records one round.
+      - Rounds stop early as soon as none of the actions is waiting any more.
+    type: int
+    default: 0
+  heartbeat_interval:
+    description:
+      - Seconds between heartbeat rounds with O(keep_alive). Keep it below the hooks' heartbeat timeout.
+    type: int
+    default: 60
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
@@ -74,6 +88,15 @@ EXAMPLES = r"""
   spotmax.maxgroup.asg_lifecycle_action:
     actions: "{{ terminating }}"
     state: heartbeat
+
+- name: Keep them for up to 15 minutes, in the background, while the drain runs
+  spotmax.maxgroup.asg_lifecycle_action:
+    actions: "{{ terminating }}"
+    state: heartbeat
+    keep_alive: 900
+    heartbeat_interval: 30
+  async: 960
+  poll: 0
 
 - name: Let the terminations go on
   spotmax.maxgroup.asg_lifecycle_action:
@@ -111,8 +134,14 @@ lifecycle_actions:
       description: Why nothing was done, when nothing was.
       type: str
       sample: "not waiting in a lifecycle hook (state Terminated)"
+rounds:
+  description: How many heartbeat rounds ran (1 without O(keep_alive)).
+  returned: always
+  type: int
+  sample: 3
 """
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 try:
@@ -167,12 +196,36 @@ def main():
         state=dict(type="str", choices=["completed", "heartbeat"], default="completed"),
         result=dict(type="str", choices=["CONTINUE", "ABANDON"], default="CONTINUE"),
         concurrency=dict(type="int", default=10),
+        keep_alive=dict(type="int", default=0),
+        heartbeat_interval=dict(type="int", default=60),
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     if params["concurrency"] < 1:
         module.fail_json(msg=f"concurrency: {params['concurrency']} is not allowed; use an integer >= 1")
+    for name, minimum in (("keep_alive", 0), ("heartbeat_interval", 1)):
+        if params[name] < minimum:
+            module.fail_json(msg=f"{name}: {params[name]} is not allowed; use an integer >= {minimum}")
+    if params["keep_alive"] and params["state"] != "heartbeat":
+        module.fail_json(msg=f"keep_alive: {params['keep_alive']} is not allowed with state=completed; use state=heartbeat")
     client = module.client("autoscaling", retry_decorator=AWSRetry.jittered_backoff())
+    stop_at = time.monotonic() + params["keep_alive"]
+    results, rounds = one_round(module, client), 1
+    changed = any(entry["done"] for entry in results)
+    # Keep-alive rounds: only while some action still waits and time is left.
+    while not module.check_mode and any(entry["done"] for entry in results):
+        pause = min(params["heartbeat_interval"], stop_at - time.monotonic())
+        if pause <= 0:
+            break
+        time.sleep(pause)
+        results = one_round(module, client)
+        rounds += 1
+    module.exit_json(changed=changed, lifecycle_actions=results, rounds=rounds)
+
+
+def one_round(module, client):
+    """Describe the actions' instances, then complete or heartbeat those still waiting; fail on an API error."""
+    params = module.params
     actions = params["actions"]
     try:
         described = asg.describe_instances(client, [action["instance_id"] for action in actions]) if actions else []
@@ -184,20 +237,19 @@ def main():
     if module.check_mode:
         for entry in results:
             entry["done"] = entry["reason"] is None
-        module.exit_json(changed=bool(due), lifecycle_actions=results)
+        return results
 
     with ThreadPoolExecutor(max_workers=min(params["concurrency"], max(len(due), 1))) as pool:
         outcomes = list(pool.map(lambda pair: call(client, params["state"], params["result"], *pair), due))
     failed = [(entry, exc) for entry, exc in outcomes if exc is not None]
-    changed = any(entry["done"] for entry in results)
     if failed:
         module.fail_json_aws(
             failed[0][1],
             msg=f"Failed the lifecycle actions of {', '.join(e['instance_id'] for e, x in failed)}",
             lifecycle_actions=results,
-            changed=changed,
+            changed=any(entry["done"] for entry in results),
         )
-    module.exit_json(changed=changed, lifecycle_actions=results)
+    return results
 
 
 if __name__ == "__main__":

@@ -1,0 +1,320 @@
+"""The real ansible-rulebook runs the collection's handle_interruptions rulebook against the world.
+
+Every test seeds a managed fleet (Auto Scaling group, Kubernetes nodes with pods and PDBs, Consul
+agents with services, the interruption queue and its EventBridge rules), starts the installed
+rulebook, fires notices and asserts what AWS, Kubernetes and Consul look like afterwards.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import time
+
+import pytest
+import requests
+
+from conftest import BIN
+from spotmax_world.fleet import GUARDED_LABEL, seed_fleet
+
+REFERENCE = pathlib.Path(__file__).resolve().parents[3] / "shared" / "reference" / "events"
+HANDLED_TAG = "spotmax:interruption_handled"
+TAINT = "spotmax.io/interruption"
+
+SPOT_WARNING = {
+    "version": "0",
+    "id": "3a6c3a4e-0000-4000-8000-000000000001",
+    "detail-type": "EC2 Spot Instance Interruption Warning",
+    "source": "aws.ec2",
+    "account": "123456789012",
+    "time": "2026-11-22T10:00:00Z",
+    "region": "us-east-1",
+    "resources": [],
+    "detail": {"instance-id": "", "instance-action": "terminate"},
+}
+STATE_CHANGE = {
+    "version": "0",
+    "id": "3a6c3a4e-0000-4000-8000-000000000002",
+    "detail-type": "EC2 Instance State-change Notification",
+    "source": "aws.ec2",
+    "account": "123456789012",
+    "time": "2026-11-22T10:00:00Z",
+    "region": "us-east-1",
+    "resources": [],
+    "detail": {"instance-id": "", "state": "terminated"},
+}
+HEALTH = {
+    "version": "0",
+    "id": "3a6c3a4e-0000-4000-8000-000000000003",
+    "detail-type": "AWS Health Event",
+    "source": "aws.health",
+    "account": "123456789012",
+    "time": "2026-11-22T10:00:00Z",
+    "region": "us-east-1",
+    "resources": [],
+    "detail": {
+        "eventArn": "arn:aws:health:us-east-1::event/EC2/AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED/1",
+        "service": "EC2",
+        "eventTypeCode": "AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED",
+        "eventTypeCategory": "scheduledChange",
+        "startTime": "Sun, 22 Nov 2026 12:00:00 GMT",
+        "affectedEntities": [],
+    },
+}
+
+
+class Rulebook:
+    """``ansible-rulebook -r spotmax.maxgroup.handle_interruptions`` in its own process group."""
+
+    def __init__(self, world, collections_path, workdir: pathlib.Path, fleet, **overrides):
+        self.workdir = workdir
+        self.log = workdir / "rulebook.log"
+        env = world.environment()
+        variables = {
+            "interruption_queue_url": fleet.queue_url,
+            "interruption_region": env["AWS_REGION"],
+            "interruption_endpoint_url": env["AWS_ENDPOINT_URL"],
+            "interruption_consul_agent_addresses": fleet.consul_agent_addresses,
+            "interruption_batch_window": 0.5,
+            "interruption_visibility_timeout": 60,
+            "interruption_drain_timeout": 15,
+            **overrides,
+        }
+        (workdir / "vars.yml").write_text(json.dumps(variables))
+        (workdir / "inventory.yml").write_text("all:\n  hosts:\n    localhost:\n      ansible_connection: local\n")
+        self.env = {
+            **os.environ,
+            **env,
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            "ANSIBLE_COLLECTIONS_PATH": str(collections_path),
+            "AWS_CONFIG_FILE": "/dev/null",
+            "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        }
+        self.process: subprocess.Popen | None = None
+
+    def start(self):
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    str(BIN / "ansible-rulebook"),
+                    "-r",
+                    "spotmax.maxgroup.handle_interruptions",
+                    "-i",
+                    "inventory.yml",
+                    "--vars",
+                    "vars.yml",
+                ],
+                cwd=self.workdir,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self
+
+    def kill(self, sig=signal.SIGKILL):
+        """Signal the rulebook and every playbook it started (a machine dying mid-storm)."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+            self.process.wait(timeout=30)
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def output(self):
+        return self.log.read_text(errors="replace")
+
+
+@pytest.fixture(name="rulebooks")
+def rulebooks_fixture():
+    started = []
+    yield started
+    for rulebook in started:
+        rulebook.stop()
+
+
+def wait_until(what, check, timeout, rulebook=None):
+    """Poll ``check`` every half second for at most ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.5)
+    tail = rulebook.output()[-6000:] if rulebook else ""
+    pytest.fail(f"timed out after {timeout}s waiting until {what}\n{tail}")
+
+
+def handled_tags(ec2, instance_ids):
+    reply = ec2.describe_tags(
+        Filters=[{"Name": "resource-id", "Values": instance_ids}, {"Name": "key", "Values": [HANDLED_TAG]}]
+    )
+    return {tag["ResourceId"]: tag["Value"] for tag in reply["Tags"]}
+
+
+def messages_left(sqs, url):
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
+def group_of(autoscaling, name):
+    return autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
+
+
+def notice(template, instance_id, **detail):
+    body = copy.deepcopy(template)
+    body["id"] = f"{body['id'][:-12]}{instance_id[-12:]}"
+    body["resources"] = [f"arn:aws:ec2:us-east-1:123456789012:instance/{instance_id}"]
+    if "affectedEntities" in body["detail"]:
+        body["detail"]["affectedEntities"] = [{"entityValue": instance_id}]
+    else:
+        body["detail"]["instance-id"] = instance_id
+    body["detail"].update(detail)
+    return json.dumps(body)
+
+
+def catalog_services(world, node):
+    reply = requests.get(f"{world.consul.url}/v1/catalog/node/{node}", timeout=5)
+    reply.raise_for_status()
+    return sorted(((reply.json() or {}).get("Services") or {}).keys())
+
+
+def assert_drained_and_deregistered(world, fleet, instance_ids):
+    nodes = world.kubernetes.node_states()
+    services = world.consul.services_by_agent()
+    pods = world.kubernetes.list_objects("pods")
+    for instance in fleet.instances:
+        if instance.instance_id not in instance_ids:
+            continue
+        node = nodes[instance.node_name]
+        assert node["unschedulable"], instance.node_name
+        assert TAINT in node["taints"], node
+        # Pods under a PDB allowing one disruption may outlive the drain timeout; the others are gone.
+        left = [p["metadata"] for p in pods if p["spec"].get("nodeName") == instance.node_name]
+        assert all(GUARDED_LABEL in (meta.get("labels") or {}) for meta in left), left
+        assert services[instance.node_name] == [], (instance.node_name, services[instance.node_name])
+        assert catalog_services(world, instance.node_name) == []
+
+
+def test_spot_storm_with_duplicates_malformed_unmanaged_and_throttling(world, aws, collections_path, tmp_path, rulebooks):
+    fleet = seed_fleet(world, 6, name="web")
+    sqs, ec2, autoscaling = aws("sqs"), aws("ec2"), aws("autoscaling")
+    stranger = ec2.run_instances(
+        ImageId="ami-12c6146b", InstanceType="m5.large", MinCount=1, MaxCount=1, InstanceMarketOptions={"MarketType": "spot"}
+    )["Instances"][0]["InstanceId"]
+    sqs.send_message(QueueUrl=fleet.queue_url, MessageBody="this is not a notice {")
+    world.aws.set_throttle("autoscaling", ["DetachInstances", "DescribeAutoScalingGroups"], 3)
+    ids = fleet.instance_ids
+    before = group_of(autoscaling, fleet.group)
+
+    rulebook = Rulebook(world, collections_path, tmp_path, fleet).start()
+    rulebooks.append(rulebook)
+    assert sorted(world.aws.interrupt([*ids, stranger])["interrupted"]) == sorted([*ids, stranger])
+    wait_until("every managed instance is handled", lambda: len(handled_tags(ec2, ids)) == len(ids), 240, rulebook)
+    # Only the malformed message stays, for the queue's redrive policy.
+    wait_until("the notices are acknowledged", lambda: messages_left(sqs, fleet.queue_url) == 1, 60, rulebook)
+
+    assert_drained_and_deregistered(world, fleet, ids)
+    after = group_of(autoscaling, fleet.group)
+    members = {instance["InstanceId"] for instance in after["Instances"]}
+    assert members.isdisjoint(ids), "interrupted instances were detached"
+    assert after["DesiredCapacity"] == before["DesiredCapacity"] == 6, "desired capacity kept: replacements launch now"
+    assert len(members) == 6
+    assert handled_tags(ec2, [stranger]) == {}, "an unmanaged instance is left alone"
+    metrics = aws("cloudwatch").list_metrics(Namespace="SpotMax", MetricName="Interruptions")["Metrics"]
+    assert {"Name": "AutoScalingGroupName", "Value": fleet.group} in [d for m in metrics for d in m["Dimensions"]]
+    assert "this is not a notice" in rulebook.output() or "not JSON" in rulebook.output()
+
+    # A redelivered warning for a handled instance is acknowledged without acting again.
+    world.aws.clear_requests()
+    sqs.send_message(QueueUrl=fleet.queue_url, MessageBody=notice(SPOT_WARNING, ids[0]))
+    wait_until("the duplicate is acknowledged", lambda: messages_left(sqs, fleet.queue_url) == 1, 90, rulebook)
+    calls = world.aws.requests()
+    assert "autoscaling:DetachInstances" not in calls and "autoscaling:SetDesiredCapacity" not in calls, calls
+    assert len(group_of(autoscaling, fleet.group)["Instances"]) == 6
+
+
+def test_rebalance_scheduled_change_lifecycle_and_state_change(world, aws, collections_path, tmp_path, rulebooks):
+    fleet = seed_fleet(world, 4, name="api", extra_tags={"spotmax:is_to_handle_rebalance_event": "true"})
+    sqs, ec2, autoscaling = aws("sqs"), aws("ec2"), aws("autoscaling")
+    autoscaling.put_lifecycle_hook(
+        AutoScalingGroupName=fleet.group,
+        LifecycleHookName="drain",
+        LifecycleTransition="autoscaling:EC2_INSTANCE_TERMINATING",
+        HeartbeatTimeout=60,
+        DefaultResult="ABANDON",
+    )
+    rebalanced, retiring, hooked, gone = fleet.instances
+    rulebook = Rulebook(world, collections_path, tmp_path, fleet).start()
+    rulebooks.append(rulebook)
+
+    world.aws.rebalance([rebalanced.instance_id])
+    sqs.send_message(QueueUrl=fleet.queue_url, MessageBody=notice(HEALTH, retiring.instance_id))
+    autoscaling.terminate_instance_in_auto_scaling_group(
+        InstanceId=hooked.instance_id, ShouldDecrementDesiredCapacity=False
+    )
+    world.consul.stop_agent(gone.node_name)
+    ec2.terminate_instances(InstanceIds=[gone.instance_id])
+    sqs.send_message(QueueUrl=fleet.queue_url, MessageBody=notice(STATE_CHANGE, gone.instance_id))
+
+    ids = [rebalanced.instance_id, retiring.instance_id, hooked.instance_id, gone.instance_id]
+    wait_until("every notice is handled", lambda: len(handled_tags(ec2, ids)) == 4, 240, rulebook)
+    wait_until("every message is acknowledged", lambda: messages_left(sqs, fleet.queue_url) == 0, 60, rulebook)
+
+    assert_drained_and_deregistered(world, fleet, ids[:3])
+    states = {
+        i["InstanceId"]: i["State"]["Name"]
+        for r in ec2.describe_instances(InstanceIds=ids)["Reservations"]
+        for i in r["Instances"]
+    }
+    # Launch first, then retire: the proactive replacements are terminated after their drain.
+    assert states[rebalanced.instance_id] in ("shutting-down", "terminated")
+    assert states[retiring.instance_id] in ("shutting-down", "terminated")
+    # The lifecycle action was completed (not abandoned by timeout): the instance went on terminating.
+    activities = autoscaling.describe_auto_scaling_instances(InstanceIds=[hooked.instance_id])["AutoScalingInstances"]
+    assert [a["LifecycleState"] for a in activities] in ([], ["Terminating:Proceed"], ["Terminated"])
+    # The terminated instance's node is removed and its services left the catalog.
+    assert gone.node_name not in world.kubernetes.node_states()
+    assert catalog_services(world, gone.node_name) == []
+    group = group_of(autoscaling, fleet.group)
+    assert group["DesiredCapacity"] == 4
+
+
+def test_rulebook_killed_mid_storm_restarts_and_replaces_each_instance_once(
+    world, aws, collections_path, tmp_path, rulebooks
+):
+    fleet = seed_fleet(world, 12, name="batch", standby_size=0)
+    sqs, ec2, autoscaling = aws("sqs"), aws("ec2"), aws("autoscaling")
+    ids = fleet.instance_ids
+    first = Rulebook(world, collections_path, tmp_path, fleet, interruption_visibility_timeout=20).start()
+    rulebooks.append(first)
+    world.aws.interrupt(ids)
+    wait_until(
+        "the first node is cordoned",
+        lambda: any(state["unschedulable"] for state in world.kubernetes.node_states().values()),
+        120,
+        first,
+    )
+    first.kill()
+    second = Rulebook(world, collections_path, tmp_path, fleet, interruption_visibility_timeout=20).start()
+    rulebooks.append(second)
+    wait_until("every instance is handled after the restart", lambda: len(handled_tags(ec2, ids)) == 12, 300, second)
+    wait_until("every message is acknowledged", lambda: messages_left(sqs, fleet.queue_url) == 0, 90, second)
+
+    assert_drained_and_deregistered(world, fleet, ids)
+    group = group_of(autoscaling, fleet.group)
+    assert {i["InstanceId"] for i in group["Instances"]}.isdisjoint(ids)
+    assert group["DesiredCapacity"] == 12
+    standby = group_of(autoscaling, fleet.standby_group)
+    assert standby["DesiredCapacity"] == 12, "the standby group was scaled out once per instance, not twice"
