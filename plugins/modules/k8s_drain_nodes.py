@@ -412,7 +412,7 @@ class Drainer:
         if pending:
             first = drain.eviction_start(time.monotonic(), self.request.delay_seconds, self.stop)
             time.sleep(max(0.0, first - time.monotonic()))
-        refusals = {}
+        refusals, retry = {}, []
         while pending:
             retry = []
             for outcome, pod, status, message in self.pool.map(lambda job: (*job, *self.evict_one(job[1])), pending):
