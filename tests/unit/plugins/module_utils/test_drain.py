@@ -46,7 +46,7 @@ def pod(name, namespace="default", owner="ReplicaSet", phase="Running", **extra)
         ({"deadline": "soon"}, "deadline: 'soon' is not allowed; use an ISO 8601 UTC timestamp"),
         ({"concurrency": 0}, "concurrency: 0 is not allowed; use 1 to 200 threads"),
         ({"concurrency": 201}, "concurrency: 201 is not allowed"),
-        ({"delete_options": {"terminate_grace_period": -5}}, "delete_options.terminate_grace_period: -5 is not allowed"),
+        ({"delete_options": {"terminate_grace_period": -5}}, "delete_options.terminate_grace_period: -5 is not"),
         ({"delete_options": {"wait_timeout": 0}}, "delete_options.wait_timeout: 0 is not allowed"),
         ({"delete_options": {"wait_sleep": 0}}, "delete_options.wait_sleep: 0 is not allowed"),
     ],

@@ -214,7 +214,7 @@ def test_other_eviction_errors_fail_with_node_pod_and_partial_results(k8s, drain
     k8s.add_pdb("web-b", match_labels={"app": "web"}, max_unavailable=1)  # two budgets: the API answers 500
     result = drain(node_names=[name])
     assert result["failed"] is True
-    assert f"node {name}: evict pod default/web-1-0: 500 This pod has more than one PodDisruptionBudget" in result["msg"]
+    assert f"node {name}: evict pod default/web-1-0: 500 This pod has more than one" in result["msg"]
     assert result["nodes"][0]["cordoned"] is True
     assert k8s.get_object("nodes", name)["spec"]["unschedulable"] is True
     assert pods_on(k8s, name) == ["default/web-1-0"]
