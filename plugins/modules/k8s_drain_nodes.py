@@ -20,12 +20,12 @@ description:
   - Pods are evicted with the Eviction API, which respects PodDisruptionBudgets. An eviction refused by a budget
     (HTTP 429) is tried again every second until O(drain_timeout) or O(deadline), whichever comes first;
     pods still not evicted then are reported in RV(nodes[].not_evicted), which is not a failure.
-  - Like C(kubectl drain), mirror pods, finished pods (C(Succeeded)/C(Failed): they hold no resources and go
+  - Like C(kubectl drain), mirror pods, finished pods (C(Succeeded) or C(Failed), which hold no resources and go
     with the node) and pods already terminating are left alone, DaemonSet pods too with
     O(delete_options.ignore_daemonsets). Pods without a controller (unless O(delete_options.force)) and pods
     with emptyDir volumes (unless O(delete_options.delete_emptydir_data)) are not evicted and are reported.
   - With O(state=absent) the Node objects are deleted, with their pods (grace period 0) except DaemonSet pods,
-    as the node lifecycle controller and the pod garbage collector would: for instances that are already gone.
+    as the node lifecycle controller and the pod garbage collector would; for instances that are already gone.
   - A node already cordoned and tainted with nothing left to evict is not written to.
   - Connects with a kubeconfig (the kubernetes.core options below) or, with O(eks_cluster_name), with AWS
     credentials only.
@@ -163,7 +163,7 @@ attributes:
     platforms: aws
 notes:
   - Pods are listed per node (C(fieldSelector=spec.nodeName=<node>)), concurrently, as C(kubectl drain) does.
-  - "Permissions needed: list and patch nodes, list pods, create C(pods/eviction); also delete pods with
+  - "Permissions needed: list, get and patch nodes, list pods, create C(pods/eviction); also delete pods with
     O(delete_options.disable_eviction) or O(state=absent), and delete nodes with O(state=absent)."
   - A node is patched with its C(resourceVersion); when another writer changed it in between (HTTP 409),
     the node is read again and the patch computed again, up to five times.
@@ -268,7 +268,8 @@ diff:
   type: dict
   contains:
     before:
-      description: C({node: {unschedulable, taints, pods}}); C(pods) (C(namespace/name)) only when pods are acted on.
+      description:
+        - Per node name, C(unschedulable), C(taints) and, when pods are acted on, C(pods) (C(namespace/name)).
       type: dict
     after:
       description: The same after the run; deleted nodes are not in it.
