@@ -14,6 +14,7 @@ instance ids (``spec.providerID`` ``aws:///<zone>/<instance-id>``) and names to 
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -154,9 +155,9 @@ def validate_request(
             raise _refuse(f"node_names[{index}]", value, "a Kubernetes node name (lower-case DNS subdomain)")
     if state not in STATES:
         raise _refuse("state", state, " or ".join(STATES))
-    if not delay_seconds >= 0:
+    if math.isnan(delay_seconds) or delay_seconds < 0:
         raise _refuse("delay_seconds", delay_seconds, "a number of seconds >= 0")
-    if not drain_timeout > 0:
+    if math.isnan(drain_timeout) or drain_timeout <= 0:
         raise _refuse("drain_timeout", drain_timeout, "a number of seconds > 0")
     if isinstance(concurrency, bool) or not 1 <= concurrency <= MAX_CONCURRENCY:
         raise _refuse("concurrency", concurrency, f"1 to {MAX_CONCURRENCY} threads")
