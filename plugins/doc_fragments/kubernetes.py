@@ -7,7 +7,13 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    """Kubernetes API connection options (kubernetes.core's names and environment variables)."""
+    """Kubernetes API connection options (kubernetes.core's names and environment variables).
+
+    ``EKS`` (``spotmax.maxgroup.kubernetes.eks``) adds O(eks_cluster_name) and the O(validate_certs) shared
+    with the AWS options. List it B(first) in ``extends_documentation_fragment``: where fragments define the
+    same option, the first one listed wins, and its O(validate_certs) must win over those of
+    ``amazon.aws.common.modules`` and of this default fragment.
+    """
 
     DOCUMENTATION = r"""
 options:
@@ -49,4 +55,27 @@ options:
     aliases: [ssl_ca_cert]
 requirements:
   - kubernetes >= 24.2.0, != 36.0.0 (Python library)
+"""
+
+    EKS = r"""
+options:
+  eks_cluster_name:
+    description:
+      - Name of the EKS cluster to reach with the AWS options (region, credentials, endpoint) instead of a kubeconfig.
+      - The module reads the API endpoint and CA with C(eks:DescribeCluster) and signs its own bearer token
+        (a presigned C(sts:GetCallerIdentity) request), so the caller's IAM identity must be mapped in aws-auth
+        (or be the cluster's creator) already.
+      - Mutually exclusive with O(kubeconfig), O(context), O(host), O(api_key) and O(ca_cert); the C(K8S_AUTH_*)
+        and E(KUBECONFIG) environment variables are not read then.
+    type: str
+  validate_certs:
+    description:
+      - When V(false), TLS certificates are verified neither for the AWS APIs nor for the Kubernetes API.
+      - When V(true), AWS certificates are verified; the Kubernetes API's certificate is verified against the
+        cluster's CA with O(eks_cluster_name), else as the kubeconfig, O(ca_cert) and E(K8S_AUTH_VERIFY_SSL) say.
+    type: bool
+    default: true
+    aliases: [verify_ssl]
+notes:
+  - The AWS options are only used with O(eks_cluster_name).
 """

@@ -94,24 +94,9 @@ options:
         groups, whether by O(state=absent), O(purge) or an update. Every node using that role leaves the cluster.
     type: bool
     default: false
-  eks_cluster_name:
-    description:
-      - Name of the EKS cluster to reach with the AWS options (region, credentials, endpoint) instead of a kubeconfig.
-      - The module reads the API endpoint and CA with C(eks:DescribeCluster) and signs its own bearer token
-        (a presigned C(sts:GetCallerIdentity) request), so the caller's IAM identity must be mapped in aws-auth
-        (or be the cluster's creator) already.
-      - Mutually exclusive with O(kubeconfig), O(context), O(host), O(api_key) and O(ca_cert); the C(K8S_AUTH_*)
-        and E(KUBECONFIG) environment variables are not read then.
-    type: str
-  validate_certs:
-    description:
-      - When V(false), TLS certificates are verified neither for the AWS APIs nor for the Kubernetes API.
-      - When V(true), AWS certificates are verified; the Kubernetes API's certificate is verified against the
-        cluster's CA with O(eks_cluster_name), else as the kubeconfig, O(ca_cert) and E(K8S_AUTH_VERIFY_SSL) say.
-    type: bool
-    default: true
-    aliases: [verify_ssl]
 extends_documentation_fragment:
+  # First: its validate_certs (shared by AWS and Kubernetes) wins over the other fragments'.
+  - spotmax.maxgroup.kubernetes.eks
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -127,7 +112,6 @@ attributes:
 requirements:
   - PyYAML (Python library)
 notes:
-  - The AWS options are only used with O(eks_cluster_name).
   - "Least privilege: the original max_group setup maps the role the controller runs as (C(max_group_role)) to
     C(system:masters), by editing aws-auth by hand. Draining a node needs far less: get, list and patch nodes,
     list pods and create C(pods/eviction). Bind a ClusterRole with exactly these rules to a group of your own
@@ -254,59 +238,18 @@ diff:
       type: dict
 """
 
-import os
 import traceback
 
-try:
-    import botocore
-except ImportError:
-    pass  # handled by AnsibleAWSModule
-
 from ansible.module_utils.basic import missing_required_lib
-from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.spotmax.maxgroup.plugins.module_utils import aws_auth as auth
-from ansible_collections.spotmax.maxgroup.plugins.module_utils import eks
 from ansible_collections.spotmax.maxgroup.plugins.module_utils import kubernetes as k8s
+from ansible_collections.spotmax.maxgroup.plugins.module_utils import kubernetes_connect
 
 MAX_ATTEMPTS = 5
 NOT_FOUND = 404
 CONFLICT = 409
-
-
-def connect(module):
-    """A CoreV1Api for the cluster: through EKS with O(eks_cluster_name), else kubeconfig-style options."""
-    params = module.params
-    name = params["eks_cluster_name"]
-    if name:
-        client = module.client("eks", retry_decorator=AWSRetry.jittered_backoff())
-        try:
-            cluster = eks.cluster_endpoint(client, name)
-        except is_boto3_error_code("ResourceNotFoundException") as exc:
-            module.fail_json_aws(exc, msg=f"eks_cluster_name: no EKS cluster named {name!r} in {module.region}")
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:  # pylint: disable=duplicate-except
-            module.fail_json_aws(exc, msg=f"Failed to describe EKS cluster {name!r}")
-        try:
-            token = eks.eks_token(module.client("sts"), name)
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-            module.fail_json_aws(exc, msg=f"Failed to sign an EKS token for cluster {name!r}")
-        configuration = k8s.endpoint_configuration(
-            cluster.endpoint, token, cluster.ca_pem, params["validate_certs"], module.tmpdir
-        )
-        return k8s.core_v1(configuration), f"EKS cluster {name!r} ({cluster.endpoint})"
-    # validate_certs is shared with the AWS options and defaults to true: only false overrides the kubeconfig.
-    options = {option: params[option] for option in k8s.CONNECTION_OPTIONS}
-    options["validate_certs"] = None if params["validate_certs"] else False
-    settings = k8s.auth_settings(options, os.environ)
-    try:
-        configuration = k8s.configuration(settings)
-    except Exception as exc:  # pylint: disable=broad-exception-caught  # the library raises several kinds
-        module.fail_json(
-            msg=f"kubeconfig: cannot load a Kubernetes configuration: {exc}", exception=traceback.format_exc()
-        )
-    return k8s.core_v1(configuration), f"Kubernetes API {configuration.host}"
 
 
 def read_configmap(api):
@@ -378,17 +321,10 @@ def main():
         state=dict(type="str", choices=["present", "absent"], default="present"),
         purge=dict(type="bool", default=False),
         allow_node_role_removal=dict(type="bool", default=False),
-        eks_cluster_name=dict(type="str"),
-        **k8s.argument_spec(),
+        **kubernetes_connect.argument_spec(),
     )
-    # Shared with the AWS options, which default it to true.
-    argument_spec["validate_certs"] = dict(type="bool", default=True, aliases=["verify_ssl"])
     module = AnsibleAWSModule(
-        argument_spec=argument_spec,
-        supports_check_mode=True,
-        mutually_exclusive=[
-            ("eks_cluster_name", option) for option in ("kubeconfig", "context", "host", "api_key", "ca_cert")
-        ],
+        argument_spec=argument_spec, supports_check_mode=True, mutually_exclusive=kubernetes_connect.MUTUALLY_EXCLUSIVE
     )
     if not auth.HAS_YAML:
         module.fail_json(msg=missing_required_lib("PyYAML"))
@@ -402,10 +338,7 @@ def main():
     except auth.AwsAuthError as exc:
         module.fail_json(msg=str(exc))
 
-    try:
-        api, where = connect(module)
-    except eks.EksError as exc:
-        module.fail_json(msg=str(exc))
+    api, where = kubernetes_connect.connect(module)
     try:
         changed, before, after = ensure(module, api, request)
     except auth.AwsAuthError as exc:
