@@ -20,7 +20,8 @@
 - ``moto.sqs.models``: ``Queue.messages`` and the ``approximate_number_of_messages*`` properties,
   ``SQSBackend.is_message_valid_based_on_retention_period``, ``Message.had_receipt_handle`` (the
   same answers without rescanning the queue per message, see ``sqs``).
-- ``moto.events.utils.EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE`` (adds ``account``).
+- ``moto.events.utils.EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE`` (adds ``account``);
+  ``jsonpath_ng.ext.parse`` (cached: moto compiles the template's paths for every event).
 - module-level ``utcnow`` in ``moto.ec2.models.instances`` and ``moto.autoscaling.models`` (virtual
   clock) and ``moto.settings.ec2_load_default_amis`` (AMI catalogue on demand).
 
