@@ -131,3 +131,12 @@ def test_seed_fleet_rejects_bad_sizes(world: World) -> None:
         seed_fleet(world, 0)
     with pytest.raises(ValueError, match="services_per_node: 9 is not allowed"):
         seed_fleet(world, 1, services_per_node=9)
+
+
+def test_register_services_validates_like_the_agent_api(world: World, fleet: Fleet) -> None:
+    node = fleet.instances[0].node_name
+    with pytest.raises(ValueError, match="Missing service name"):
+        world.consul.register_services(node, [{"ID": "nameless"}])
+    with pytest.raises(KeyError, match="no agent for node"):
+        world.consul.register_services("no-such-node", [{"Name": "web"}])
+    assert world.consul.services_by_agent()[node] == sorted(fleet.instances[0].services)
