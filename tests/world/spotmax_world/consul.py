@@ -45,7 +45,7 @@ import socketserver
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -682,6 +682,29 @@ class ConsulEmulator(Emulator):
                 }
                 for name, agent in self._agents.items()
             }
+
+    def register_services(self, node: str, services: Iterable[Mapping[str, Any]]) -> None:
+        """Seed ``node``'s agent with services (agent API definitions: ``Name``, ``ID``, ``Port``, ...).
+
+        The same result as one ``PUT /v1/agent/service/register`` per service on the agent, in one
+        catalog sync and without HTTP (so not counted as a request); no checks, no ACL.
+        """
+        try:
+            parsed = [_parse_service(raw, "Name") for raw in services]
+        except HttpError as exc:
+            raise ValueError(bytes(exc.body).decode()) from exc
+        with self.lock:
+            agent = self._agent_named(node)
+            if agent.status != "alive":
+                raise ValueError(f"agent {node!r} is not running")
+            for service in parsed:
+                agent.services[service["ID"]] = service
+            self._sync_agent(agent)
+
+    def services_by_agent(self) -> dict[str, list[str]]:
+        """The service IDs each agent (server agent included) holds locally, sorted."""
+        with self.lock:
+            return {name: sorted(agent.services) for name, agent in self._agents.items()}
 
     def set_check_status(self, node: str, check_id: str, status: str, output: str = "") -> None:
         """What a check run would do: set the status of one of ``node``'s checks (in its agent and the catalog)."""

@@ -543,6 +543,33 @@ class KubernetesEmulator(Emulator):
                 if namespace in (None, key[0])
             ]
 
+    def node_states(self) -> dict[str, Obj]:
+        """A cheap snapshot for pollers (no copies of the objects): per node its ``providerID``,
+        ``unschedulable``, taint keys and how many evictable pods (neither mirror nor DaemonSet pods,
+        terminating ones included) are still bound to it."""
+        with self.lock:
+            self._reap()
+            pods: dict[str, int] = {}
+            for pod in self._store[PODS.plural].values():
+                node_name = (pod.get("spec") or {}).get("nodeName")
+                meta = pod["metadata"]
+                owners = meta.get("ownerReferences") or []
+                if not node_name or MIRROR_ANNOTATION in (meta.get("annotations") or {}):
+                    continue
+                if any(o.get("kind") == "DaemonSet" and o.get("controller") for o in owners):
+                    continue
+                pods[node_name] = pods.get(node_name, 0) + 1
+            states: dict[str, Obj] = {}
+            for (_ns, name), node in self._store[NODES.plural].items():
+                spec = node.get("spec") or {}
+                states[name] = {
+                    "providerID": spec.get("providerID"),
+                    "unschedulable": bool(spec.get("unschedulable")),
+                    "taints": sorted(str(t.get("key")) for t in spec.get("taints") or []),
+                    "pods": pods.get(name, 0),
+                }
+            return states
+
     # -- request plumbing -------------------------------------------------------------------
     def authorize(self, request: Request) -> None:
         if request.path in ("/healthz", "/livez", "/readyz"):

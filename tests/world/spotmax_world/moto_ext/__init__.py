@@ -17,7 +17,11 @@
   template's own tags stay off its version data).
 - ``moto.eks.models.EKSBackend.create_cluster`` (wrapped: endpoint and CA of the world's Kubernetes
   emulator, see ``eks``).
-- ``moto.events.utils.EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE`` (adds ``account``).
+- ``moto.sqs.models``: ``Queue.messages`` and the ``approximate_number_of_messages*`` properties,
+  ``SQSBackend.is_message_valid_based_on_retention_period``, ``Message.had_receipt_handle`` (the
+  same answers without rescanning the queue per message, see ``sqs``).
+- ``moto.events.utils.EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE`` (adds ``account``);
+  ``jsonpath_ng.ext.parse`` (cached: moto compiles the template's paths for every event).
 - module-level ``utcnow`` in ``moto.ec2.models.instances`` and ``moto.autoscaling.models`` (virtual
   clock) and ``moto.settings.ec2_load_default_amis`` (AMI catalogue on demand).
 
@@ -32,7 +36,7 @@ import moto.autoscaling.models as autoscaling_models
 import moto.ec2.models.instances as ec2_instances
 from moto import settings
 
-from . import autoscaling_api, ec2_filters, eks, events, launch, launch_templates
+from . import autoscaling_api, ec2_filters, eks, events, launch, launch_templates, sqs
 from ._patch import original, patch
 from .runtime import RUNTIME
 from .ticker import Ticker, tick
@@ -60,3 +64,4 @@ def apply() -> None:
     launch_templates.install()
     autoscaling_api.install()
     eks.install()
+    sqs.install()

@@ -31,8 +31,11 @@ def _resource(instance: Instance) -> str:
 def _running_spot(account_id: str, region: str, instance_ids: list[str]) -> tuple[list[Any], list[str]]:
     """The running Spot instances among ``instance_ids``, and the ids that are not (skipped)."""
     running, skipped = [], []
+    # One index, not moto's get_instance (a copy of every reservation per look-up) per id.
+    reservations = ec2_backends[account_id][region].reservations.values()
+    known = {instance.id: instance for reservation in reservations for instance in reservation.instances}
     for instance_id in instance_ids:
-        instance = _instance(account_id, region, instance_id)
+        instance = known.get(instance_id)
         if instance is None or instance.lifecycle != SPOT or instance.state != "running":
             skipped.append(instance_id)
         else:
