@@ -33,7 +33,7 @@ GROUP_TAG = "aws:autoscaling:groupName"
 RUNNING_STATES = ("pending", "running")
 # EC2 states after which the instance's node and agent are gone (or going): clean up after it.
 GONE_STATES = ("stopping", "stopped", "shutting-down", "terminated")
-ID_TEXT = "EC2 instance ids (i- and 8 to 17 hex digits)"
+ID_FORMAT = "i- and 8 to 17 hex digits"
 INSTANCE_ID = re.compile(r"^i-[0-9a-f]{8,17}$")
 ACTIONS = ("cordon", "replace", "drain", "deregister", "retire", "cleanup", "complete_lifecycle")
 LIFECYCLE_FIELDS = ("hook_name", "token", "group")
@@ -69,7 +69,7 @@ def event_error(event: Any) -> str | None:
         return f"kind: {kind!r} is not allowed; use one of {', '.join(KINDS)}"
     instance_id = event.get("instance_id")
     if not valid_instance_id(instance_id):
-        return f"instance_id: {instance_id!r} is not allowed; use one of the {ID_TEXT}"
+        return f"instance_id: {instance_id!r} is not allowed; use an EC2 instance id ({ID_FORMAT})"
     for name in ("time", "deadline"):
         value = event.get(name)
         if value is not None and parse_time(value) is None:

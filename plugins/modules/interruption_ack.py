@@ -151,7 +151,9 @@ def validate(module):
         module.fail_json(msg="queue_url: a queue URL is required when receipt_handles is not empty")
     for instance_id, value in params["handled_tags"].items():
         if not interruption.valid_instance_id(instance_id):
-            module.fail_json(msg=f"handled_tags: key {instance_id!r} is not allowed; use {interruption.ID_TEXT}")
+            module.fail_json(
+                msg=f"handled_tags: key {instance_id!r} is not allowed; use EC2 instance ids ({interruption.ID_FORMAT})"
+            )
         words = value.split() if isinstance(value, str) else []
         if not words or len(value) > TAG_VALUE_LIMIT or any(word not in interruption.KINDS for word in words):
             module.fail_json(

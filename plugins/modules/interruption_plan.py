@@ -340,7 +340,10 @@ def main():
         module.fail_json(msg=f"concurrency: {params['concurrency']} is not allowed; use an integer >= 1")
     wrong = [value for value in params["instance_ids"] if not interruption.valid_instance_id(value)]
     if wrong:
-        module.fail_json(msg=f"instance_ids: {', '.join(map(repr, wrong))} is not allowed; use {interruption.ID_TEXT}")
+        module.fail_json(
+            msg=f"instance_ids: {', '.join(map(repr, wrong))} is not allowed; "
+            f"use EC2 instance ids ({interruption.ID_FORMAT})"
+        )
     events = list(params["events"]) + interruption.standalone_events(params["instance_ids"], params["kind"])
     concurrency = params["concurrency"]
 
