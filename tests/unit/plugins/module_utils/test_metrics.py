@@ -47,13 +47,13 @@ def test_replacements_and_warm_pool_hits_attributed_to_the_served_group():
         "standby": {"web-standby": {"from": 1, "to": 3, "capped": False}},
         "skipped": [],
     }
-    datums, _ = metrics.aggregate(PLAN, replacement=replacement, served={"web-standby": "web"})
+    datums = metrics.aggregate(PLAN, replacement=replacement, served={"web-standby": "web"})[0]
     assert value(datums, "Replacements", "web")["value"] == 2
     assert value(datums, "WarmPoolHits", "web")["value"] == 2
     assert value(datums, "Replacements", "api")["value"] == 1
     assert value(datums, "WarmPoolHits", "api")["value"] == 0
     # Without the standby tag the standby group is its own dimension.
-    unmapped, _ = metrics.aggregate(PLAN, replacement=replacement)
+    unmapped = metrics.aggregate(PLAN, replacement=replacement)[0]
     assert value(unmapped, "WarmPoolHits", "web-standby")["value"] == 2
 
 
@@ -91,7 +91,7 @@ def test_deregistrations_count_instances_with_services_and_no_error():
         {"instance_id": "i-2", "services": [], "changed": False, "error": None},
         {"instance_id": "i-3", "services": ["api"], "changed": True, "error": "500"},
     ]
-    datums, _ = metrics.aggregate(PLAN, deregistrations=deregistrations)
+    datums = metrics.aggregate(PLAN, deregistrations=deregistrations)[0]
     assert value(datums, "Deregistrations", "web")["value"] == 1
     assert value(datums, "Deregistrations", "api")["value"] == 0
 
@@ -118,7 +118,7 @@ def test_wrong_shapes_name_the_field(kwargs, message):
 
 def test_to_api_value_and_statistics():
     now = datetime(2026, 11, 21, tzinfo=UTC)
-    datums, _ = metrics.aggregate(PLAN, drain=[{"nodes": [{"instance_id": "i-1", "not_evicted": [], "seconds": 3}]}])
+    datums = metrics.aggregate(PLAN, drain=[{"nodes": [{"instance_id": "i-1", "not_evicted": [], "seconds": 3}]}])[0]
     api = {d["MetricName"]: d for d in (metrics.to_api(d, now) for d in datums)}
     assert api["Interruptions"]["Value"] == 1.0
     assert api["DrainSeconds"]["StatisticValues"] == {"SampleCount": 1.0, "Sum": 3.0, "Minimum": 3.0, "Maximum": 3.0}
