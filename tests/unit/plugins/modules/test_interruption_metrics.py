@@ -57,8 +57,18 @@ def statistic(cloudwatch, name, statistic_name, **dimensions):
     return sum(point[statistic_name] for point in points)
 
 
-def test_publishes_per_group(aws, run, cloudwatch, make_group):
-    make_group("web-spot-standby", Tags=[{"Key": "spotmax:standby_for", "Value": "web-spot"}])
+def test_publishes_per_group(aws, run, cloudwatch):
+    # Size 0: nothing is launched, the template's image is never looked up.
+    aws["ec2"].create_launch_template(LaunchTemplateName="standby", LaunchTemplateData={"ImageId": "ami-12c6146b"})
+    aws["autoscaling"].create_auto_scaling_group(
+        AutoScalingGroupName="web-spot-standby",
+        LaunchTemplate={"LaunchTemplateName": "standby"},
+        MinSize=0,
+        MaxSize=2,
+        DesiredCapacity=0,
+        AvailabilityZones=["us-east-1a"],
+        Tags=[{"Key": "spotmax:standby_for", "Value": "web-spot"}],
+    )
     replacement = {
         "detached": {"web-spot": ["i-0000000000000000a"]},
         "standby": {"web-spot-standby": {"from": 0, "to": 1, "capped": False}},

@@ -11,6 +11,8 @@ import pytest
 
 from ansible_collections.spotmax.maxgroup.plugins.modules import interruption_plan
 
+IMAGE = "ami-12c6146b"
+
 
 @pytest.fixture(name="run")
 def run_fixture(run_module):
@@ -27,22 +29,32 @@ def instances_of(aws, name):
     return sorted(instance["InstanceId"] for instance in group["Instances"])
 
 
-@pytest.fixture(name="fleet")
-def fleet_fixture(aws, make_group):
-    make_group(
-        "web-spot",
-        DesiredCapacity=3,
-        Tags=tags("web-spot", **{"spotmax:k8s_config_file_path": "/etc/k8s", "spotmax:consul_port": "8500"}),
+def make_group(aws, name, desired, group_tags):
+    aws["autoscaling"].create_auto_scaling_group(
+        AutoScalingGroupName=name,
+        LaunchTemplate={"LaunchTemplateName": "fleet"},
+        MinSize=0,
+        MaxSize=4,
+        DesiredCapacity=desired,
+        AvailabilityZones=["us-east-1a"],
+        Tags=group_tags,
     )
-    make_group("broken", DesiredCapacity=1, Tags=tags("broken", **{"spotmax:consul_port": "abc"}))
+
+
+@pytest.fixture(name="fleet")
+def fleet_fixture(aws):
+    # A known moto image: describe_images would load every default image (slow).
+    aws["ec2"].create_launch_template(LaunchTemplateName="fleet", LaunchTemplateData={"ImageId": IMAGE})
+    k8s_consul = {"spotmax:k8s_config_file_path": "/etc/k8s", "spotmax:consul_port": "8500"}
+    make_group(aws, "web-spot", 3, tags("web-spot", **k8s_consul))
+    make_group(aws, "broken", 1, tags("broken", **{"spotmax:consul_port": "abc"}))
     aws["autoscaling"].put_lifecycle_hook(
         AutoScalingGroupName="web-spot",
         LifecycleHookName="drain",
         LifecycleTransition="autoscaling:EC2_INSTANCE_TERMINATING",
         HeartbeatTimeout=600,
     )
-    image = aws["ec2"].describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-    plain = aws["ec2"].run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    plain = aws["ec2"].run_instances(ImageId=IMAGE, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
     return {"web": instances_of(aws, "web-spot"), "broken": instances_of(aws, "broken"), "plain": plain}
 
 
