@@ -255,7 +255,8 @@ def plan(
 
     entries = [acting[instance_id] for instance_id in sorted(acting)]
     acknowledge = [str(item["receipt_handle"]) for item in ignored if item.get("receipt_handle")]
-    acknowledge.extend(handle for handle in handles if handle not in held)
+    acknowledge.extend(handles)
+    acknowledge = [handle for handle in acknowledge if handle not in held]
     return {
         "instances": [_public(entry) for entry in entries],
         "skipped": skipped,

@@ -390,3 +390,10 @@ def test_handled_value_orders_kinds():
     assert interruption.handled_value(["state_change", "custom"], ["spot_interruption"]) == (
         "spot_interruption state_change custom"
     )
+
+
+def test_a_held_handle_is_never_acknowledged_even_when_also_ignored():
+    events = [{"kind": "spot_interruption", "instance_id": "bad", "receipt_handle": "rh-1"}]
+    result = plan(events, [], [], ignored=[{"message_id": "m", "receipt_handle": "rh-1", "reason": "duplicate"}])
+    assert result["held"] == ["rh-1"]
+    assert result["receipt_handles"] == []
