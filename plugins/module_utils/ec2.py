@@ -1,0 +1,67 @@
+# -*- coding: utf-8 -*-
+
+# Copyright: Contributors to the spotmax.maxgroup project
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""EC2 instance reads and tag writes, batched and concurrent; callers pass clients wrapped with AWSRetry."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+# A filter takes at most 200 values. Filtering by instance-id (rather than passing InstanceIds)
+# keeps one unknown id from failing the whole call with InvalidInstanceID.NotFound.
+FILTER_VALUES = 200
+# CreateTags takes up to 1000 resource ids per call; AWS recommends smaller batches.
+TAG_RESOURCES = 200
+NOT_FOUND_IDS = re.compile(r"i-[0-9a-f]+")
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+def chunks(items: list[Item], size: int) -> list[list[Item]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
+def run_concurrently(function: Callable[[Item], Result], items: Iterable[Item], concurrency: int) -> list[Result]:
+    """``function`` over ``items`` on at most ``concurrency`` threads; results in order, the first exception raised."""
+    work = list(items)
+    if len(work) <= 1 or concurrency <= 1:
+        return [function(item) for item in work]
+    with ThreadPoolExecutor(max_workers=min(concurrency, len(work))) as pool:
+        return list(pool.map(function, work))
+
+
+def describe_instances(client: Any, instance_ids: list[str], concurrency: int = 10) -> list[dict[str, Any]]:
+    """The given instances (EC2's view, tags included); unknown ids are simply absent."""
+
+    def read(batch: list[str]) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        request: dict[str, Any] = {"Filters": [{"Name": "instance-id", "Values": batch}], "MaxResults": 1000}
+        while True:
+            page = client.describe_instances(aws_retry=True, **request)
+            for reservation in page.get("Reservations", []):
+                found.extend(reservation.get("Instances", []))
+            if not page.get("NextToken"):
+                return found
+            request["NextToken"] = page["NextToken"]
+
+    pages = run_concurrently(read, chunks(sorted(set(instance_ids)), FILTER_VALUES), concurrency)
+    return [instance for page in pages for instance in page]
+
+
+def tag_calls(values: dict[str, str], size: int = TAG_RESOURCES) -> list[tuple[str, list[str]]]:
+    """(value, instance ids) per CreateTags call: instances with the same value share calls of ``size`` ids."""
+    by_value: dict[str, list[str]] = {}
+    for instance_id in sorted(values):
+        by_value.setdefault(values[instance_id], []).append(instance_id)
+    return [(value, batch) for value in sorted(by_value) for batch in chunks(by_value[value], size)]
+
+
+def not_found_ids(message: str) -> list[str]:
+    """Instance ids named by an InvalidInstanceID.NotFound message."""
+    return NOT_FOUND_IDS.findall(message)
