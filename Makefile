@@ -31,7 +31,7 @@ export AWS_EC2_METADATA_DISABLED := true
 export AWS_CONFIG_FILE := /dev/null
 export AWS_SHARED_CREDENTIALS_FILE := /dev/null
 
-.PHONY: help demo test venv copy lint sanity sanity-core221 units units-core221 world-tests eda-tests integration molecule e2e changelog build install clean
+.PHONY: help demo test bench venv copy lint sanity sanity-core221 units units-core221 world-tests eda-tests integration molecule e2e changelog build install clean
 
 help:
 	@echo "make demo   - run the collection against the local world (AWS, Kubernetes, Consul test doubles)"
@@ -56,6 +56,11 @@ install: build
 
 demo: install
 	cd demo && $(WORLD) exec -- $(BIN)/ansible-playbook demo.yml
+
+# Storms of 10, 100 and 500 Spot warnings through the world, against the naive baseline (not a timed test):
+# build/bench/results.json and build/bench/timeline.png. docs/performance.md records the figures.
+bench: venv
+	$(BIN)/python tests/bench/run.py --output-dir $(BUILD)/bench
 
 # --- tests --------------------------------------------------------------------------------
 test: lint changelog sanity units world-tests eda-tests integration molecule e2e sanity-core221 units-core221
