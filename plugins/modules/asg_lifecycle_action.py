@@ -20,7 +20,7 @@ description:
     left alone, so a repeated run changes nothing.
   - With O(keep_alive), heartbeats repeat every O(heartbeat_interval) seconds until no action waits any
     more (another task completed them) or O(keep_alive) seconds have passed. Run it with C(async) and
-    C(poll: 0) next to a long drain, then complete the actions: the keep-alive ends on its next round.
+    C(poll=0) next to a long drain, then complete the actions; the keep-alive ends on its next round.
 author:
   - spotmax.maxgroup maintainers (@spotmax)
 options:
@@ -207,7 +207,8 @@ def main():
         if params[name] < minimum:
             module.fail_json(msg=f"{name}: {params[name]} is not allowed; use an integer >= {minimum}")
     if params["keep_alive"] and params["state"] != "heartbeat":
-        module.fail_json(msg=f"keep_alive: {params['keep_alive']} is not allowed with state=completed; use state=heartbeat")
+        keep_alive = params["keep_alive"]
+        module.fail_json(msg=f"keep_alive: {keep_alive} is not allowed with state=completed; use state=heartbeat")
     client = module.client("autoscaling", retry_decorator=AWSRetry.jittered_backoff())
     stop_at = time.monotonic() + params["keep_alive"]
     results, rounds = one_round(module, client), 1

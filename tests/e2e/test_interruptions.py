@@ -17,11 +17,10 @@ import time
 
 import pytest
 import requests
-
 from conftest import BIN
+
 from spotmax_world.fleet import GUARDED_LABEL, seed_fleet
 
-REFERENCE = pathlib.Path(__file__).resolve().parents[3] / "shared" / "reference" / "events"
 HANDLED_TAG = "spotmax:interruption_handled"
 TAINT = "spotmax.io/interruption"
 
@@ -207,11 +206,14 @@ def assert_drained_and_deregistered(world, fleet, instance_ids):
         assert catalog_services(world, instance.node_name) == []
 
 
-def test_spot_storm_with_duplicates_malformed_unmanaged_and_throttling(world, aws, collections_path, tmp_path, rulebooks):
+def test_spot_storm_with_duplicates_malformed_unmanaged_and_throttling(
+    world, aws, collections_path, tmp_path, rulebooks
+):
     fleet = seed_fleet(world, 6, name="web")
     sqs, ec2, autoscaling = aws("sqs"), aws("ec2"), aws("autoscaling")
+    spot = {"MarketType": "spot"}
     stranger = ec2.run_instances(
-        ImageId="ami-12c6146b", InstanceType="m5.large", MinCount=1, MaxCount=1, InstanceMarketOptions={"MarketType": "spot"}
+        ImageId="ami-12c6146b", InstanceType="m5.large", MinCount=1, MaxCount=1, InstanceMarketOptions=spot
     )["Instances"][0]["InstanceId"]
     sqs.send_message(QueueUrl=fleet.queue_url, MessageBody="this is not a notice {")
     ids = fleet.instance_ids
