@@ -95,10 +95,10 @@ def _snapshot(world: World, fleet: Fleet, cache: dict[str, str]) -> dict[str, se
 def _write_inputs(world: World, fleet: Fleet, workdir: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
     env = world.environment()
     variables = {
-        "spotmax_queue_url": fleet.queue_url,
-        "spotmax_region": env["AWS_REGION"],
-        "spotmax_endpoint_url": env["AWS_ENDPOINT_URL"],
-        "spotmax_consul_agent_addresses": fleet.consul_agent_addresses,
+        "interruption_queue_url": fleet.queue_url,
+        "interruption_region": env["AWS_REGION"],
+        "interruption_endpoint_url": env["AWS_ENDPOINT_URL"],
+        "interruption_consul_agent_addresses": fleet.consul_agent_addresses,
         # what the naive baseline needs besides
         "bench_kubeconfig": str(world.kubeconfig),
         "bench_playbook": str(BENCH / "baseline" / "handle_event.yml"),
