@@ -99,6 +99,8 @@ def _write_inputs(world: World, fleet: Fleet, workdir: pathlib.Path) -> tuple[pa
         "interruption_region": env["AWS_REGION"],
         "interruption_endpoint_url": env["AWS_ENDPOINT_URL"],
         "interruption_consul_agent_addresses": fleet.consul_agent_addresses,
+        # the event source cordons Spot-warned nodes as it receives them, before the batch's playbook
+        "interruption_cordon_kubeconfig": str(world.kubeconfig),
         # what the naive baseline needs besides
         "bench_kubeconfig": str(world.kubeconfig),
         "bench_playbook": str(BENCH / "baseline" / "handle_event.yml"),
