@@ -236,6 +236,11 @@ def test_defaults() -> None:
         ({"queue_name": "q", "access_key": "a"}, "access_key, secret_key: only one was given"),
         ({"queue_name": "q", "region": 5}, "region: 5 is not allowed; use a string"),
         ({"queue_name": "q", "delay_seconds": 5}, "delay_seconds: is not an argument of this source"),
+        (
+            {"queue_name": "q", "cordon_concurrency": 0},
+            "cordon_concurrency: 0 is not allowed; use an integer from 1 to 100",
+        ),
+        ({"queue_name": "q", "cordon_kubeconfig": 7}, "cordon_kubeconfig: 7 is not allowed; use a string"),
     ],
 )
 def test_invalid_arguments_are_named(args: dict[str, Any], message: str) -> None:
@@ -248,6 +253,12 @@ def test_numbers_from_templated_strings_and_rulebook_keys_are_accepted() -> None
         {"queue_name": "q", "batch_size": "50", "batch_window": "0.5", "eda_feedback_queue": object()}
     )
     assert (settings.batch_size, settings.batch_window) == (50, 0.5)
+
+
+def test_early_cordon_is_off_unless_a_kubeconfig_is_given() -> None:
+    assert src.validate_args({"queue_name": "q", "cordon_kubeconfig": ""}).cordon_kubeconfig is None
+    settings = src.validate_args({"queue_name": "q", "cordon_kubeconfig": "/k", "cordon_context": "c"})
+    assert (settings.cordon_kubeconfig, settings.cordon_context, settings.cordon_concurrency) == ("/k", "c", 20)
 
 
 def test_region_from_queue_url() -> None:
@@ -340,3 +351,38 @@ def test_a_message_naming_an_in_flight_and_a_new_instance_emits_the_new_one() ->
 
 def test_errors_never_reach_a_batch() -> None:
     assert batcher().build([parsed("not json", "m-1")], now=0) == []
+
+
+# --- early cordon ----------------------------------------------------------------------------------
+
+
+def test_spot_warned_lists_spot_warnings_only_once_each() -> None:
+    items = [
+        parsed(sample("spot-interruption-warning")),
+        parsed(sample("rebalance-recommendation"), message_id="m2"),
+        parsed(sample("spot-interruption-warning"), message_id="m3"),
+        parsed("not json", message_id="m4"),
+    ]
+    assert src.spot_warned(items) == [sample("spot-interruption-warning")["detail"]["instance-id"]]
+
+
+def test_managed_instances_carry_the_membership_tag() -> None:
+    reservations = [
+        {"Instances": [{"InstanceId": "i-1", "Tags": [{"Key": "spotmax:group", "Value": "web"}]}]},
+        {"Instances": [{"InstanceId": "i-2", "Tags": [{"Key": "Name", "Value": "web"}]}, {"InstanceId": "i-3"}]},
+    ]
+    assert src.managed_instances(reservations) == {"i-1"}
+
+
+def test_nodes_are_found_by_provider_id_and_cordoned_only_when_schedulable() -> None:
+    nodes = [
+        {"metadata": {"name": "a"}, "spec": {"providerID": "aws:///us-east-1a/i-1"}},
+        {"metadata": {"name": "b"}, "spec": {"providerID": "aws:///us-east-1b/i-2", "unschedulable": True}},
+        {"metadata": {"name": "c"}, "spec": {"providerID": "gce://project/zone/i-3"}},
+        {"metadata": {"name": "d"}, "spec": {}},
+    ]
+    found = src.nodes_by_instance(nodes)
+    assert found == {"i-1": ("a", False), "i-2": ("b", True)}
+    assert src.to_cordon(["i-2", "i-1", "i-9"], found) == ["a"]
+    assert src.provider_instance("aws:///us-east-1a/i-1/") == "i-1"
+    assert src.provider_instance("aws:///us-east-1a/node-7") is None

@@ -55,6 +55,13 @@ description:
     handling time.
   - Credentials come from the standard AWS chain (environment, shared files, instance profile)
     unless O(access_key) and O(secret_key) are given.
+  - With O(cordon_kubeconfig), the source also cordons (C(spec.unschedulable)) the Kubernetes node of
+    every Spot-warned instance as soon as it receives the warning, before the batch window closes and
+    without waiting for a playbook to start, so no new pod lands on a node that has two minutes left.
+    Only instances that carry the C(spotmax:group) tag are cordoned (one C(DescribeInstances) per
+    receive round); nodes are found by C(spec.providerID). This is an early copy of the playbook's own
+    first step, which still cordons, taints and drains every node: an early cordon that fails is
+    logged and the playbook does it.
 options:
   queue_name:
     description:
@@ -114,6 +121,21 @@ options:
       - Concurrent ReceiveMessage loops (1 to 50), 10 messages each per call.
     type: int
     default: 4
+  cordon_kubeconfig:
+    description:
+      - Path of a kubeconfig file; when set, the source cordons the nodes of Spot-warned managed
+        instances of that cluster as soon as the warnings arrive (see above). Nodes of other clusters
+        are left to the playbook.
+    type: path
+  cordon_context:
+    description:
+      - Context of O(cordon_kubeconfig) to use; its current context when not set.
+    type: str
+  cordon_concurrency:
+    description:
+      - Nodes cordoned at the same time (1 to 100).
+    type: int
+    default: 20
 """
 
 EXAMPLES = r"""
@@ -124,6 +146,7 @@ EXAMPLES = r"""
         queue_name: spotmax-interruptions
         region: us-east-1
         batch_window: 2
+        cordon_kubeconfig: /etc/spotmax/kubeconfig
   rules:
     - name: Interrupted instances
       condition: event.spotmax is defined
@@ -145,6 +168,8 @@ BATCH_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "spotmax.maxgroup.sqs_interrupt
 MAX_RECEIVE = 10  # SQS returns at most 10 messages per ReceiveMessage
 MAX_BACKOFF = 30.0
 POLL_INTERVAL = 0.05
+MEMBERSHIP_KEY = "spotmax:group"
+DESCRIBE_INSTANCES_BATCH = 1000  # the most ids one DescribeInstances accepts
 
 
 class Malformed(ValueError):
@@ -168,6 +193,9 @@ class Settings:
     visibility_timeout: int
     wait_time: int
     receivers: int
+    cordon_kubeconfig: str | None = None
+    cordon_context: str | None = None
+    cordon_concurrency: int = 20
 
 
 KNOWN_ARGS = frozenset(
@@ -184,6 +212,9 @@ KNOWN_ARGS = frozenset(
         "visibility_timeout",
         "wait_time",
         "receivers",
+        "cordon_kubeconfig",
+        "cordon_context",
+        "cordon_concurrency",
     )
 )
 
@@ -244,6 +275,9 @@ def validate_args(args: Mapping[str, Any]) -> Settings:
         visibility_timeout=_number(args, "visibility_timeout", 300, 1, 43200, integer=True),
         wait_time=_number(args, "wait_time", 20, 0, 20, integer=True),
         receivers=_number(args, "receivers", 4, 1, 50, integer=True),
+        cordon_kubeconfig=_text(args, "cordon_kubeconfig"),
+        cordon_context=_text(args, "cordon_context"),
+        cordon_concurrency=_number(args, "cordon_concurrency", 20, 1, 100, integer=True),
     )
 
 
@@ -538,6 +572,49 @@ def event_count(item: Parsed) -> int:
     return len(item.events) or 1
 
 
+# --- early cordon (decisions) ----------------------------------------------------------------------
+
+
+def spot_warned(items: Iterable[Parsed]) -> list[str]:
+    """Instance ids of the Spot interruption warnings among ``items``, once each, in order."""
+    found = (e["instance_id"] for item in items for e in item.events if e["kind"] == "spot_interruption")
+    return list(dict.fromkeys(found))
+
+
+def managed_instances(reservations: Iterable[Mapping[str, Any]]) -> set[str]:
+    """Ids of the described instances that carry the membership tag (the others are not ours to touch)."""
+    return {
+        str(instance["InstanceId"])
+        for reservation in reservations
+        for instance in reservation.get("Instances") or []
+        if any(tag.get("Key") == MEMBERSHIP_KEY for tag in instance.get("Tags") or [])
+    }
+
+
+def provider_instance(provider_id: Any) -> str | None:
+    """``i-...`` from a node's ``spec.providerID`` (``aws:///<zone>/<instance-id>``); None otherwise."""
+    if not isinstance(provider_id, str) or not provider_id.startswith("aws://"):
+        return None
+    return _instance_id(provider_id.rstrip("/").rsplit("/", 1)[-1])
+
+
+def nodes_by_instance(nodes: Iterable[Mapping[str, Any]]) -> dict[str, tuple[str, bool]]:
+    """Instance id -> (node name, already unschedulable) for the nodes of a node list."""
+    found: dict[str, tuple[str, bool]] = {}
+    for node in nodes:
+        spec = node.get("spec") or {}
+        instance_id = provider_instance(spec.get("providerID"))
+        name = (node.get("metadata") or {}).get("name")
+        if instance_id is not None and isinstance(name, str):
+            found[instance_id] = (name, bool(spec.get("unschedulable")))
+    return found
+
+
+def to_cordon(managed: Iterable[str], nodes: Mapping[str, tuple[str, bool]]) -> list[str]:
+    """Names of the schedulable nodes of ``managed`` instances, in order."""
+    return [nodes[i][0] for i in managed if i in nodes and not nodes[i][1]]
+
+
 # --- I/O ---------------------------------------------------------------------------------------------
 
 
@@ -545,9 +622,9 @@ class EventQueue(Protocol):
     async def put(self, item: Any) -> None: ...
 
 
-def make_client(settings: Settings) -> Any:
+def make_session(settings: Settings) -> tuple[Any, str]:
+    """A boto3 session of the settings' credentials and the region to use."""
     import boto3  # noqa: PLC0415 - imported where used so the pure functions load without boto3
-    from botocore.config import Config  # noqa: PLC0415
 
     session = boto3.session.Session(
         aws_access_key_id=settings.access_key,
@@ -560,6 +637,12 @@ def make_client(settings: Settings) -> Any:
         region = region_from_url(settings.queue_url)
     if region is None:
         raise ValueError("region: not set and not found in the AWS configuration or queue_url; set region")
+    return session, str(region)
+
+
+def make_client(settings: Settings, session: Any, region: str) -> Any:
+    from botocore.config import Config  # noqa: PLC0415
+
     config = Config(
         # long polls hold one connection each; reads wait longer than the poll
         max_pool_connections=max(10, settings.receivers + 2),
@@ -580,7 +663,12 @@ def resolve_queue_url(client: Any, settings: Settings) -> str:
 
 
 async def receive_loop(
-    client: Any, settings: Settings, queue_url: str, inbox: asyncio.Queue[Parsed], executor: ThreadPoolExecutor
+    client: Any,
+    settings: Settings,
+    queue_url: str,
+    inbox: asyncio.Queue[Parsed],
+    executor: ThreadPoolExecutor,
+    cordon: asyncio.Queue[str] | None = None,
 ) -> None:
     """Long-poll forever; AWS errors are logged and retried with a bounded back-off."""
     from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
@@ -606,12 +694,101 @@ async def receive_loop(
             continue
         failures = 0
         now = time.monotonic()
-        for message in reply.get("Messages", []):
-            parsed = parse_message(message, now)
+        received = [parse_message(message, now) for message in reply.get("Messages", [])]
+        for parsed in received:
             if parsed.error is not None:
                 LOG.warning("message %s left on the queue for its redrive policy: %s", parsed.message_id, parsed.error)
                 continue
             inbox.put_nowait(parsed)
+        if cordon is not None:
+            for instance_id in spot_warned(received):
+                cordon.put_nowait(instance_id)
+
+
+class Cordoner:
+    """Cordons the nodes of Spot-warned managed instances in one cluster; called from a worker thread.
+
+    Remembers the cluster's nodes between calls and lists them again only when an instance is not
+    among them (a node that joined since).
+    """
+
+    def __init__(self, ec2: Any, core: Any, concurrency: int) -> None:
+        self.ec2 = ec2
+        self.core = core
+        self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="sqs_interruptions_cordon")
+        self.nodes: dict[str, tuple[str, bool]] = {}
+
+    def cordon(self, instance_ids: Sequence[str]) -> list[str]:
+        """Cordon what needs it; returns the node names cordoned now. API errors are raised."""
+        managed: set[str] = set()
+        for start in range(0, len(instance_ids), DESCRIBE_INSTANCES_BATCH):
+            batch = list(instance_ids[start : start + DESCRIBE_INSTANCES_BATCH])
+            pages = self.ec2.get_paginator("describe_instances").paginate(InstanceIds=batch)
+            managed |= managed_instances(r for page in pages for r in page.get("Reservations", []))
+        ordered = [i for i in instance_ids if i in managed]
+        if any(i not in self.nodes for i in ordered):
+            reply = self.core.list_node(_preload_content=False)
+            self.nodes = nodes_by_instance(json.loads(reply.data).get("items") or [])
+        names = to_cordon(ordered, self.nodes)
+        cordoned = [name for name in self.pool.map(self._patch, names) if name is not None]
+        for instance_id in ordered:
+            if instance_id in self.nodes and self.nodes[instance_id][0] in cordoned:
+                self.nodes[instance_id] = (self.nodes[instance_id][0], True)
+        return cordoned
+
+    def _patch(self, name: str) -> str | None:
+        from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
+
+        try:
+            self.core.patch_node(name, {"spec": {"unschedulable": True}})
+        except ApiException as exc:
+            if exc.status == 404:  # the node left the cluster meanwhile: nothing to cordon
+                return None
+            raise
+        return name
+
+
+def make_cordoner(settings: Settings, session: Any, region: str) -> Cordoner:
+    """The early cordoner of ``cordon_kubeconfig``; ValueError when the kubeconfig cannot be loaded."""
+    from kubernetes import client, config  # noqa: PLC0415
+    from kubernetes.config.config_exception import ConfigException  # noqa: PLC0415
+
+    configuration = client.Configuration()
+    try:
+        config.load_kube_config(
+            config_file=settings.cordon_kubeconfig,
+            context=settings.cordon_context,
+            client_configuration=configuration,
+            persist_config=False,
+        )
+    except (ConfigException, OSError, ValueError) as exc:
+        raise ValueError(f"cordon_kubeconfig: {settings.cordon_kubeconfig!r} cannot be loaded: {exc}") from None
+    configuration.connection_pool_maxsize = settings.cordon_concurrency
+    core = client.CoreV1Api(client.ApiClient(configuration))
+    from botocore.config import Config  # noqa: PLC0415
+
+    ec2 = session.client(
+        "ec2", region_name=region, endpoint_url=settings.endpoint_url, config=Config(retries={"mode": "standard"})
+    )
+    return Cordoner(ec2, core, settings.cordon_concurrency)
+
+
+async def cordon_loop(pending: asyncio.Queue[str], cordoner: Cordoner, executor: ThreadPoolExecutor) -> None:
+    """Cordon what the receivers queued, everything queued so far in one call."""
+    loop = asyncio.get_running_loop()
+    while True:
+        ids = [await pending.get()]
+        while not pending.empty():
+            ids.append(pending.get_nowait())
+        ids = list(dict.fromkeys(ids))
+        try:
+            cordoned = await loop.run_in_executor(executor, cordoner.cordon, ids)
+        except Exception as exc:
+            # Any failure (AWS, Kubernetes, network) is logged and the loop goes on: the playbook cordons anyway.
+            LOG.warning("early cordon of %d Spot-warned instances failed (%s); the playbook does it", len(ids), exc)
+            continue
+        if cordoned:
+            LOG.info("cordoned %d nodes on their Spot warnings: %s", len(cordoned), ", ".join(cordoned))
 
 
 async def batch_loop(queue: EventQueue, inbox: asyncio.Queue[Parsed], batcher: Batcher, window: float) -> None:
@@ -641,20 +818,27 @@ async def batch_loop(queue: EventQueue, inbox: asyncio.Queue[Parsed], batcher: B
 async def main(queue: EventQueue, args: dict[str, Any]) -> None:
     """Receive interruption notices from SQS and put batched rulebook events on ``queue``."""
     settings = validate_args(args)
-    executor = ThreadPoolExecutor(max_workers=settings.receivers + 1, thread_name_prefix="sqs_interruptions")
+    # receivers, one early cordon call at a time, and the set-up calls
+    executor = ThreadPoolExecutor(max_workers=settings.receivers + 2, thread_name_prefix="sqs_interruptions")
     loop = asyncio.get_running_loop()
     tasks: list[asyncio.Task[None]] = []
     try:
-        client = await loop.run_in_executor(executor, make_client, settings)
+        session, region = await loop.run_in_executor(executor, make_session, settings)
+        client = await loop.run_in_executor(executor, make_client, settings, session, region)
         queue_url = await loop.run_in_executor(executor, resolve_queue_url, client, settings)
-        region = str(client.meta.region_name)
         LOG.info("receiving interruption notices from %s (%s)", queue_url, region)
         batcher = Batcher(queue_url, region, settings.batch_size, settings.visibility_timeout)
         inbox: asyncio.Queue[Parsed] = asyncio.Queue()
-        tasks = [
-            asyncio.create_task(receive_loop(client, settings, queue_url, inbox, executor))
+        cordon: asyncio.Queue[str] | None = None
+        if settings.cordon_kubeconfig:
+            cordoner = await loop.run_in_executor(executor, make_cordoner, settings, session, region)
+            cordon = asyncio.Queue()
+            tasks.append(asyncio.create_task(cordon_loop(cordon, cordoner, executor)))
+            LOG.info("cordoning Spot-warned nodes on receipt through %s", settings.cordon_kubeconfig)
+        tasks.extend(
+            asyncio.create_task(receive_loop(client, settings, queue_url, inbox, executor, cordon))
             for _index in range(settings.receivers)
-        ]
+        )
         tasks.append(asyncio.create_task(batch_loop(queue, inbox, batcher, settings.batch_window)))
         # The loops run forever; if one fails unexpectedly, stop the source with its error.
         done, _pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
