@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ansible_collections.spotmax.maxgroup.plugins.module_utils.ec2 import run_concurrently
+
 # DescribeAutoScalingGroups returns at most 100 groups per page; asking for more names than that
 # in one call only makes the service paginate, so names are sent in chunks of 100.
 DESCRIBE_GROUPS_BATCH = 100
@@ -117,14 +119,21 @@ def describe_groups_with_tag(client: Any, key: str) -> list[dict[str, Any]]:
         request["NextToken"] = page["NextToken"]
 
 
-def detach_instances(client: Any, group: str, instance_ids: list[str], decrement: bool) -> None:
-    for batch in chunks(instance_ids, DETACH_BATCH):
+def detach_calls(by_group: dict[str, list[str]]) -> list[tuple[str, list[str]]]:
+    """(group, instance ids) of the DetachInstances calls for ``by_group``, at most 20 ids each."""
+    return [(group, batch) for group, ids in by_group.items() for batch in chunks(ids, DETACH_BATCH)]
+
+
+def detach_instances(client: Any, by_group: dict[str, list[str]], decrement: bool, concurrency: int) -> None:
+    """Detach the instances, the calls running concurrently (the client retries ResourceContention)."""
+
+    def detach(call: tuple[str, list[str]]) -> None:
+        group, batch = call
         client.detach_instances(
-            aws_retry=True,
-            AutoScalingGroupName=group,
-            InstanceIds=batch,
-            ShouldDecrementDesiredCapacity=decrement,
+            aws_retry=True, AutoScalingGroupName=group, InstanceIds=batch, ShouldDecrementDesiredCapacity=decrement
         )
+
+    run_concurrently(detach, detach_calls(by_group), concurrency)
 
 
 def tag_batches(tags: list[dict[str, Any]], size: int = TAG_WRITE_BATCH) -> list[list[dict[str, Any]]]:

@@ -20,8 +20,10 @@ description:
   - When a group has a standby group (an On-Demand group tagged C(spotmax:standby_for) with the
     group's name, usually with a hibernated warm pool), the standby group is also scaled out by as
     many instances, capped at its maximum size, so warm capacity serves in seconds.
-  - Instances are looked up 50 per call and detached 20 per call, the API's limits; instances
-    that are in no group (already detached or gone) are skipped, so a repeated run changes nothing.
+  - Instances are looked up 50 per call and detached 20 per call, the API's limits, with up to
+    O(concurrency) detach calls at a time (calls refused with C(ResourceContention) while another
+    update of the group is pending are retried); instances that are in no group (already detached
+    or gone) are skipped, so a repeated run changes nothing.
 author:
   - spotmax.maxgroup maintainers (@spotmax)
 options:
@@ -34,6 +36,10 @@ options:
     description: Scale out the groups' standby groups too.
     type: bool
     default: true
+  concurrency:
+    description: Most C(DetachInstances) calls at the same time (1 to 20).
+    type: int
+    default: 4
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
@@ -92,19 +98,25 @@ from ansible_collections.spotmax.maxgroup.plugins.module_utils import autoscalin
 from ansible_collections.spotmax.maxgroup.plugins.module_utils import replacement
 
 INSTANCE_ID_PREFIX = "i-"
+MAX_CONCURRENCY = 20
 
 
 def main():
     argument_spec = dict(
         instance_ids=dict(type="list", elements="str", required=True),
         use_standby=dict(type="bool", default=True),
+        concurrency=dict(type="int", default=4),
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     instance_ids = module.params["instance_ids"]
     wrong = [value for value in instance_ids if not value.startswith(INSTANCE_ID_PREFIX)]
     if wrong:
         module.fail_json(msg=f"instance_ids: {', '.join(map(repr, wrong))} not allowed; use EC2 instance ids (i-...)")
-    client = module.client("autoscaling", retry_decorator=AWSRetry.jittered_backoff())
+    concurrency = module.params["concurrency"]
+    if not 1 <= concurrency <= MAX_CONCURRENCY:
+        module.fail_json(msg=f"concurrency: {concurrency} is not allowed; use an integer from 1 to {MAX_CONCURRENCY}")
+    retry = AWSRetry.jittered_backoff(catch_extra_error_codes=["ResourceContention"])
+    client = module.client("autoscaling", retry_decorator=retry)
     try:
         described = asg.describe_instances(client, instance_ids) if instance_ids else []
         standby = {}
@@ -112,8 +124,7 @@ def main():
             standby = replacement.standby_groups(asg.describe_groups_with_tag(client, replacement.STANDBY_KEY))
         wanted = replacement.plan(instance_ids, described, standby, module.params["use_standby"])
         if not module.check_mode:
-            for group, ids in wanted["detach"].items():
-                asg.detach_instances(client, group, ids, decrement=False)
+            asg.detach_instances(client, wanted["detach"], decrement=False, concurrency=concurrency)
             for group, change in wanted["standby"].items():
                 client.set_desired_capacity(aws_retry=True, AutoScalingGroupName=group, DesiredCapacity=change["to"])
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from ansible_collections.spotmax.maxgroup.plugins.module_utils import replacement
+from ansible_collections.spotmax.maxgroup.plugins.module_utils import autoscaling, replacement
 
 
 def standby(name, served, desired=0, max_size=4):
@@ -46,3 +46,11 @@ def test_plan_without_standby_or_at_max_size_scales_nothing():
     assert replacement.plan(["i-1"], described, {"a": standby("s", "a")}, use_standby=False)["standby"] == {}
     full = {"a": standby("s", "a", desired=2, max_size=2)}
     assert replacement.plan(["i-1"], described, full)["standby"] == {}
+
+
+def test_detach_calls_hold_at_most_20_instances_and_one_group_each():
+    ids = [f"i-{n:017x}" for n in range(45)]
+    calls = autoscaling.detach_calls({"big": ids[:41], "small": ids[41:]})
+    assert [(group, len(batch)) for group, batch in calls] == [("big", 20), ("big", 20), ("big", 1), ("small", 4)]
+    assert [i for _group, batch in calls for i in batch] == ids
+    assert autoscaling.detach_calls({}) == []

@@ -76,3 +76,25 @@ def test_wrong_ids_fail_before_any_call(run):
     result = run({"instance_ids": ["i-0123", "web-1"]})
     assert result["failed"] is True
     assert result["msg"] == "instance_ids: 'web-1' not allowed; use EC2 instance ids (i-...)"
+
+
+def test_more_instances_than_one_call_holds_are_all_detached(aws, run, make_group):
+    # 45 instances over two groups: three calls for one, one for the other (run one at a time here:
+    # moto's in-process backend is not safe for concurrent writes to one group; the world's is).
+    make_group("big", DesiredCapacity=40, MaxSize=40)
+    make_group("small", DesiredCapacity=5)
+    chosen = sorted(members(aws, "big")[1]) + sorted(members(aws, "small")[1])
+    result = run({"instance_ids": chosen, "use_standby": False, "concurrency": 1})
+    assert {group: len(ids) for group, ids in result["replacement"]["detached"].items()} == {"big": 40, "small": 5}
+    for group, size in (("big", 40), ("small", 5)):
+        desired, now = members(aws, group)
+        assert desired == size
+        assert not now & set(chosen)
+
+
+@pytest.mark.parametrize("concurrency", [0, 21])
+def test_concurrency_out_of_range_fails_before_any_call(aws, run, fleet, concurrency):
+    result = run({"instance_ids": sorted(fleet)[:1], "concurrency": concurrency})
+    assert result["failed"] is True
+    assert result["msg"] == f"concurrency: {concurrency} is not allowed; use an integer from 1 to 20"
+    assert members(aws, "web-spot")[1] == fleet
