@@ -31,7 +31,7 @@ export AWS_EC2_METADATA_DISABLED := true
 export AWS_CONFIG_FILE := /dev/null
 export AWS_SHARED_CREDENTIALS_FILE := /dev/null
 
-.PHONY: help demo test bench venv copy lint sanity sanity-core221 units units-core221 world-tests eda-tests integration molecule e2e changelog build install clean
+.PHONY: help demo test bench bench-smoke venv copy lint sanity sanity-core221 units units-core221 world-tests eda-tests integration molecule e2e changelog build install clean
 
 help:
 	@echo "make demo   - run the collection against the local world (AWS, Kubernetes, Consul test doubles)"
@@ -62,8 +62,13 @@ demo: install
 bench: venv
 	$(BIN)/python tests/bench/run.py --output-dir $(BUILD)/bench
 
+# The benchmark's smallest storm (N=10, no baseline) as a smoke test: fails when the pipeline does not
+# handle every instance within the run's bound. No speed target is checked here.
+bench-smoke: venv
+	$(BIN)/python tests/bench/run.py --sizes 10 --skip-baseline --output-dir $(BUILD)/bench-smoke
+
 # --- tests --------------------------------------------------------------------------------
-test: lint changelog sanity units world-tests eda-tests integration molecule e2e sanity-core221 units-core221
+test: lint changelog sanity units world-tests eda-tests integration molecule e2e bench-smoke sanity-core221 units-core221
 	@echo "make test: all checks passed"
 
 lint: venv
