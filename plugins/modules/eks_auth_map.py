@@ -114,9 +114,13 @@ requirements:
 notes:
   - "Least privilege: the original max_group setup maps the role the controller runs as (C(max_group_role)) to
     C(system:masters), by editing aws-auth by hand. Draining a node needs far less: get, list and patch nodes,
-    list pods and create C(pods/eviction). Bind a ClusterRole with exactly these rules to a group of your own
-    (for example C(spotmax:node-drainers)) with M(kubernetes.core.k8s) and map the controller role to that group
-    instead; the examples show both steps."
+    list pods and create C(pods/eviction); removing the nodes of instances that are gone (the interruption
+    pipeline on state changes, M(spotmax.maxgroup.k8s_drain_nodes) with
+    O(spotmax.maxgroup.k8s_drain_nodes#module:state=absent)) adds delete on nodes and pods, as does
+    deleting pods instead of evicting them (O(spotmax.maxgroup.k8s_drain_nodes#module:delete_options.disable_eviction))
+    for pods. Bind a
+    ClusterRole with exactly these rules to a group of your own (for example C(spotmax:node-drainers)) with
+    M(kubernetes.core.k8s) and map the controller role to that group instead; the examples show both steps."
 seealso:
   - name: Grant IAM users access to Kubernetes with a ConfigMap
     description: The aws-auth ConfigMap format.
@@ -135,8 +139,8 @@ EXAMPLES = r"""
         groups: [system:bootstrappers, system:nodes]
 
 # Least privilege for the interruption controller instead of system:masters:
-# a ClusterRole that can only drain, bound to a group, and the controller role mapped to that group.
-- name: ClusterRole that can cordon and drain nodes, nothing else
+# a ClusterRole that can only drain and remove nodes, bound to a group, and the controller role mapped to that group.
+- name: ClusterRole that can cordon, drain and remove nodes, nothing else
   kubernetes.core.k8s:
     kubeconfig: ~/.kube/prod
     definition:
@@ -147,10 +151,10 @@ EXAMPLES = r"""
       rules:
         - apiGroups: [""]
           resources: [nodes]
-          verbs: [get, list, patch]
+          verbs: [get, list, patch, delete]
         - apiGroups: [""]
           resources: [pods]
-          verbs: [list]
+          verbs: [list, delete]
         - apiGroups: [""]
           resources: [pods/eviction]
           verbs: [create]
