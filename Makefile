@@ -54,8 +54,11 @@ install: build
 	$(BIN)/ansible-galaxy collection install --force --offline --no-deps -p $(BUILD)/collections $(BUILD)/spotmax-maxgroup-*.tar.gz >/dev/null
 	@echo "installed spotmax.maxgroup into $(BUILD)/collections"
 
+# The demo playbook against a fresh world, then a storm of 20 Spot interruptions handled by the rulebook in
+# another (demo/storm.py runs its world in-process to time each step): build/demo/timeline.png, rulebook.log.
 demo: install
 	cd demo && $(WORLD) exec -- $(BIN)/ansible-playbook demo.yml
+	$(BIN)/python demo/storm.py --size 20 --collections $(BUILD)/collections --output-dir $(BUILD)/demo
 
 # Storms of 10, 100 and 500 Spot warnings through the world, against the naive baseline (not a timed test):
 # build/bench/results.json and build/bench/timeline.png. docs/performance.md records the figures.

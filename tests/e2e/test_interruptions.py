@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import pathlib
-import signal
-import subprocess
 import time
 
 import pytest
 import requests
-from conftest import BIN
 
 from spotmax_world.fleet import GUARDED_LABEL, seed_fleet
+from spotmax_world.pipeline import Rulebook, rulebook_variables
 
 HANDLED_TAG = "spotmax:interruption_handled"
 TAINT = "spotmax.io/interruption"
@@ -66,71 +63,18 @@ HEALTH = {
 }
 
 
-class Rulebook:
-    """``ansible-rulebook -r spotmax.maxgroup.handle_interruptions`` in its own process group."""
+# Short batches and deadlines keep the tests quick; each test may override them.
+E2E_VARIABLES = {
+    "interruption_batch_window": 0.5,
+    "interruption_visibility_timeout": 60,
+    "interruption_drain_timeout": 15,
+}
 
-    def __init__(self, world, collections_path, workdir: pathlib.Path, fleet, **overrides):
-        self.workdir = workdir
-        self.log = workdir / "rulebook.log"
-        env = world.environment()
-        variables = {
-            "interruption_queue_url": fleet.queue_url,
-            "interruption_region": env["AWS_REGION"],
-            "interruption_endpoint_url": env["AWS_ENDPOINT_URL"],
-            "interruption_consul_agent_addresses": fleet.consul_agent_addresses,
-            "interruption_batch_window": 0.5,
-            "interruption_visibility_timeout": 60,
-            "interruption_drain_timeout": 15,
-            **overrides,
-        }
-        (workdir / "vars.yml").write_text(json.dumps(variables))
-        (workdir / "inventory.yml").write_text("all:\n  hosts:\n    localhost:\n      ansible_connection: local\n")
-        self.env = {
-            **os.environ,
-            **env,
-            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-            "ANSIBLE_COLLECTIONS_PATH": str(collections_path),
-            "AWS_CONFIG_FILE": "/dev/null",
-            "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-        }
-        self.process: subprocess.Popen | None = None
 
-    def start(self):
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    str(BIN / "ansible-rulebook"),
-                    "-r",
-                    "spotmax.maxgroup.handle_interruptions",
-                    "-i",
-                    "inventory.yml",
-                    "--vars",
-                    "vars.yml",
-                ],
-                cwd=self.workdir,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        return self
-
-    def kill(self, sig=signal.SIGKILL):
-        """Signal the rulebook and every playbook it started (a machine dying mid-storm)."""
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, sig)
-            self.process.wait(timeout=30)
-
-    def stop(self):
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def output(self):
-        return self.log.read_text(errors="replace")
+def interruption_rulebook(world, collections_path, workdir: pathlib.Path, fleet, **overrides) -> Rulebook:
+    """``ansible-rulebook -r spotmax.maxgroup.handle_interruptions`` for ``fleet`` (not started yet)."""
+    variables = rulebook_variables(world, fleet, **{**E2E_VARIABLES, **overrides})
+    return Rulebook(world, collections_path, workdir, variables)
 
 
 @pytest.fixture(name="rulebooks")
@@ -221,7 +165,7 @@ def test_spot_storm_with_duplicates_malformed_unmanaged_and_throttling(
     # The handling's first calls are throttled: the modules' retries must ride it out.
     world.aws.set_throttle("autoscaling", ["DetachInstances", "DescribeAutoScalingGroups"], 3)
 
-    rulebook = Rulebook(world, collections_path, tmp_path, fleet).start()
+    rulebook = interruption_rulebook(world, collections_path, tmp_path, fleet).start()
     rulebooks.append(rulebook)
     assert sorted(world.aws.interrupt([*ids, stranger])["interrupted"]) == sorted([*ids, stranger])
     wait_until("every managed instance is handled", lambda: len(handled_tags(ec2, ids)) == len(ids), 240, rulebook)
@@ -260,7 +204,7 @@ def test_rebalance_scheduled_change_lifecycle_and_state_change(world, aws, colle
         DefaultResult="ABANDON",
     )
     rebalanced, retiring, hooked, gone = fleet.instances
-    rulebook = Rulebook(world, collections_path, tmp_path, fleet).start()
+    rulebook = interruption_rulebook(world, collections_path, tmp_path, fleet).start()
     rulebooks.append(rulebook)
 
     world.aws.rebalance([rebalanced.instance_id])
@@ -302,7 +246,7 @@ def test_rulebook_killed_mid_storm_restarts_and_replaces_each_instance_once(
     fleet = seed_fleet(world, 12, name="batch", standby_size=0)
     sqs, ec2, autoscaling = aws("sqs"), aws("ec2"), aws("autoscaling")
     ids = fleet.instance_ids
-    first = Rulebook(world, collections_path, tmp_path, fleet, interruption_visibility_timeout=20).start()
+    first = interruption_rulebook(world, collections_path, tmp_path, fleet, interruption_visibility_timeout=20).start()
     rulebooks.append(first)
     world.aws.interrupt(ids)
     wait_until(
@@ -312,7 +256,7 @@ def test_rulebook_killed_mid_storm_restarts_and_replaces_each_instance_once(
         first,
     )
     first.kill()
-    second = Rulebook(world, collections_path, tmp_path, fleet, interruption_visibility_timeout=20).start()
+    second = interruption_rulebook(world, collections_path, tmp_path, fleet, interruption_visibility_timeout=20).start()
     rulebooks.append(second)
     wait_until("every instance is handled after the restart", lambda: len(handled_tags(ec2, ids)) == 12, 300, second)
     wait_until("every message is acknowledged", lambda: messages_left(sqs, fleet.queue_url) == 0, 90, second)
