@@ -35,7 +35,7 @@ export AWS_SHARED_CREDENTIALS_FILE := /dev/null
 
 help:
 	@echo "make demo   - run the collection against the local world (AWS, Kubernetes, Consul test doubles)"
-	@echo "make test   - run every check: lint, sanity, unit, world, integration, molecule, end-to-end"
+	@echo "make test   - run every check: lint, sanity, unit, world, integration, molecule, end-to-end, benchmark smoke"
 
 $(VENV)/.installed: requirements-test.txt requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
