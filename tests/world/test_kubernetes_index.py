@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from spotmax_world.kubernetes import NODE_NAME_FIELD, KubernetesEmulator, PodStore
-from spotmax_world.kubernetes_selectors import field_value, parse_field_selector
+from spotmax_world.kubernetes import NODE_NAME_FIELD, KubernetesEmulator, PodStore, pod_healthy
+from spotmax_world.kubernetes_selectors import field_value, label_selector_object, parse_field_selector
 
 NODES = ("node-a", "node-b", "node-c")
 
@@ -73,10 +73,18 @@ def assert_lists_match_scan(emulator: KubernetesEmulator, core: client.CoreV1Api
     with emulator.lock:
         store = emulator._store["pods"]  # pylint: disable=protected-access  # the index itself is under test
         assert isinstance(store, PodStore)
-        expected: dict[str, set[tuple[str, str]]] = {}
-        for key, pod in store.items():
-            expected.setdefault(field_value(pod, NODE_NAME_FIELD), set()).add(key)
-        assert store.by_node == expected
+        assert_indexes_exact(store)
+
+
+def assert_indexes_exact(store: PodStore) -> None:
+    by_node: dict[str, set[tuple[str, str]]] = {}
+    by_label: dict[tuple[str, Any], set[tuple[str, str]]] = {}
+    for key, pod in store.items():
+        by_node.setdefault(field_value(pod, NODE_NAME_FIELD), set()).add(key)
+        for pair in ((pod.get("metadata") or {}).get("labels") or {}).items():
+            by_label.setdefault(pair, set()).add(key)
+    assert store.by_node == by_node
+    assert store.by_label == by_label
 
 
 def on_node(core: client.CoreV1Api, node: str) -> set[str]:
@@ -189,15 +197,12 @@ def test_indexed_list_pages_like_a_scan(emulator: KubernetesEmulator, core: clie
 
 def test_pod_store_keeps_the_index_through_every_mutation() -> None:
     def pod(node: str | None) -> dict[str, Any]:
-        return {"metadata": {}, "spec": {} if node is None else {"nodeName": node}}
+        return {"metadata": {"labels": {"on": node or "none"}}, "spec": {} if node is None else {"nodeName": node}}
 
     store = PodStore()
 
     def check() -> None:
-        expected: dict[str, set[tuple[str, str]]] = {}
-        for key, value in store.items():
-            expected.setdefault(field_value(value, NODE_NAME_FIELD), set()).add(key)
-        assert store.by_node == expected
+        assert_indexes_exact(store)
 
     store[("d", "p1")] = pod("a")
     store[("d", "p2")] = pod("a")
@@ -220,7 +225,7 @@ def test_pod_store_keeps_the_index_through_every_mutation() -> None:
     check()
     store.clear()
     check()
-    assert store.by_node == {}
+    assert store.by_node == {} and store.by_label == {}
 
 
 def test_large_answers_arrive_whole(emulator: KubernetesEmulator, core: client.CoreV1Api) -> None:
@@ -231,3 +236,63 @@ def test_large_answers_arrive_whole(emulator: KubernetesEmulator, core: client.C
     body = answer.data
     assert len(body) > 64 * 1024
     assert len(json.loads(body)["items"]) == 300
+
+
+def scanned_budget(emulator: KubernetesEmulator, name: str, namespace: str = "default") -> tuple[int, int]:
+    """(expected pods, healthy pods) of a budget, counted by testing every stored pod."""
+    pdb = emulator.get_object("poddisruptionbudgets", name, namespace)
+    assert pdb is not None
+    select = label_selector_object(pdb["spec"].get("selector"))
+    pods = [pod for pod in emulator.list_objects("pods", namespace) if select(pod)]
+    return len(pods), sum(1 for pod in pods if pod_healthy(pod))
+
+
+def test_budgets_count_the_pods_a_scan_would(emulator: KubernetesEmulator, core: client.CoreV1Api) -> None:
+    seed(emulator)
+    emulator.add_pod("other-ns-web", "apps", node_name="node-b", labels={"app": "web"})
+    emulator.add_pod("numbered", node_name="node-b", labels={"app": "web", "shard": 2})  # type: ignore[dict-item]
+    emulator.add_pdb("web", match_labels={"app": "web"}, max_unavailable=1)
+    emulator.add_pdb("web-on-a", match_labels={"app": "web", "on": "a"}, min_available=1)
+    emulator.add_pdb("shard", match_labels={"shard": 2}, min_available=0)  # type: ignore[dict-item]
+    emulator.add_pdb("nobody", match_labels={"app": "nobody"}, max_unavailable=1)
+    emulator.create_object(
+        "poddisruptionbudgets",
+        {
+            "metadata": {"name": "web-not-on-a"},
+            "spec": {
+                "selector": {
+                    "matchLabels": {"app": "web"},
+                    "matchExpressions": [{"key": "on", "operator": "NotIn", "values": ["a"]}],
+                },
+                "maxUnavailable": 1,
+            },
+        },
+    )
+    emulator.add_pdb("everyone", match_labels={}, max_unavailable=1)
+    budgets = ("web", "web-on-a", "shard", "nobody", "web-not-on-a", "everyone")
+
+    def check() -> None:
+        for name in budgets:
+            pdb = emulator.get_object("poddisruptionbudgets", name, "default")
+            assert pdb is not None
+            status = pdb["status"]
+            assert (status["expectedPods"], status["currentHealthy"]) == scanned_budget(emulator, name), name
+        with emulator.lock:
+            assert_indexes_exact(emulator._store["pods"])  # type: ignore[arg-type]  # pylint: disable=protected-access
+
+    check()
+    assert scanned_budget(emulator, "shard") == (1, 1)
+    for index in range(2):
+        core.patch_namespaced_pod(f"node-a-{index}", "default", {"metadata": {"labels": {"on": "a"}}})
+    check()
+    core.patch_namespaced_pod("node-a-0", "default", {"metadata": {"labels": {"app": "db"}}})
+    core.patch_namespaced_pod("node-a-1", "default", {"metadata": {"labels": {"on": None}}})
+    core.delete_namespaced_pod("node-b-0", "default", grace_period_seconds=0)
+    core.create_namespaced_pod_eviction("apps-a", "apps", client.V1Eviction())
+    emulator.set_pod_status("node-c-1", ready=False)
+    check()
+    assert scanned_budget(emulator, "web") == (11, 10)
+    emulator.reset()
+    emulator.add_pdb("web", match_labels={"app": "web"}, max_unavailable=1)
+    budgets = ("web",)
+    check()

@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from spotmax_world import kubernetes_eks
 from spotmax_world._http import LOOPBACK, Emulator, HttpError, Request, Response
@@ -65,32 +65,56 @@ OWNER_API_VERSIONS = {
 }
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 NODE_NAME_FIELD = ("spec", "nodeName")
+SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+_Entry = TypeVar("_Entry")
+
+
+def _discard(index: dict[_Entry, set[Key]], entry: _Entry, key: Key) -> None:
+    keys = index.get(entry)
+    if keys is not None:
+        keys.discard(key)
+        if not keys:
+            del index[entry]
 
 
 class PodStore(dict[Key, Obj]):
     """The stored pods, with their keys indexed by ``spec.nodeName`` as a field selector reads it
-    ("" for an unbound pod). Every way of changing the dictionary keeps the index; stored objects
-    are replaced, never changed in place, so the index stays true.
+    ("" for an unbound pod) and by label (key, value) for scalar label values. Every way of changing
+    the dictionary keeps the indexes; stored objects are replaced, never changed in place, so the
+    indexes stay true.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.by_node: dict[str, set[Key]] = {}
+        self.by_label: dict[tuple[str, Any], set[Key]] = {}
 
     def keys_on(self, node_name: str) -> set[Key]:
         """Keys of the pods whose ``spec.nodeName`` reads ``node_name`` (a copy)."""
         return set(self.by_node.get(node_name, ()))
 
+    def keys_labelled(self, key: str, value: Any) -> set[Key]:
+        """Keys of the pods labelled ``key`` = ``value`` (a scalar; a copy)."""
+        return set(self.by_label.get((key, value), ()))
+
+    @staticmethod
+    def _label_pairs(obj: Obj) -> list[tuple[str, Any]]:
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        if not isinstance(labels, dict):
+            return []
+        return [(k, v) for k, v in labels.items() if type(v) in SCALARS]
+
     def _index(self, key: Key, obj: Obj) -> None:
         self.by_node.setdefault(field_value(obj, NODE_NAME_FIELD), set()).add(key)
+        for pair in self._label_pairs(obj):
+            self.by_label.setdefault(pair, set()).add(key)
 
     def _unindex(self, key: Key, obj: Obj) -> None:
-        node_name = field_value(obj, NODE_NAME_FIELD)
-        keys = self.by_node.get(node_name)
-        if keys is not None:
-            keys.discard(key)
-            if not keys:
-                del self.by_node[node_name]
+        _discard(self.by_node, field_value(obj, NODE_NAME_FIELD), key)
+        for pair in self._label_pairs(obj):
+            _discard(self.by_label, pair, key)
 
     def __setitem__(self, key: Key, obj: Obj) -> None:
         old = super().get(key)
@@ -134,6 +158,7 @@ class PodStore(dict[Key, Obj]):
     def clear(self) -> None:
         super().clear()
         self.by_node.clear()
+        self.by_label.clear()
 
 
 @dataclass(frozen=True)
@@ -1144,8 +1169,20 @@ class KubernetesEmulator(Emulator):
 
     # -- computed statuses ------------------------------------------------------------------
     def _matching_pods(self, namespace: str, selector: Any) -> list[Obj]:
+        """The pods of ``namespace`` the LabelSelector object ``selector`` matches (in no set order)."""
         select = label_selector_object(selector)
-        return [pod for (ns, _name), pod in self._store[PODS.plural].items() if ns == namespace and select(pod)]
+        store = self._store[PODS.plural]
+        match_labels = selector.get("matchLabels") if isinstance(selector, dict) else None
+        if (
+            isinstance(store, PodStore)
+            and isinstance(match_labels, dict)
+            and match_labels
+            and all(type(value) in SCALARS for value in match_labels.values())
+        ):
+            # A pod must carry every matchLabels pair: test only those with the rarest one.
+            keys = min((store.keys_labelled(k, v) for k, v in match_labels.items()), key=len)
+            return [store[key] for key in keys if key[0] == namespace and select(store[key])]
+        return [pod for (ns, _name), pod in store.items() if ns == namespace and select(pod)]
 
     def _pdb_status(self, pdb: Obj) -> Obj:
         spec = pdb.get("spec") or {}
