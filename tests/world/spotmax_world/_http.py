@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import threading
 import time
 from collections import Counter
@@ -13,6 +14,11 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 LOOPBACK = "127.0.0.1"
+# What reading from or writing to a client that went away raises (e.g. a kept-alive connection
+# reset when its client process exits).
+CLIENT_GONE = (ConnectionResetError, BrokenPipeError)
+# Responses are assembled in a buffer this large and sent with one write when the request is done.
+RESPONSE_BUFFER = 64 * 1024
 
 
 class EmulatorHTTPServer(ThreadingHTTPServer):
@@ -20,6 +26,12 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
 
     daemon_threads = True
     request_queue_size = 1024
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that reset or closed its connection is not an error; print anything else."""
+        if isinstance(sys.exc_info()[1], CLIENT_GONE):
+            return
+        super().handle_error(request, client_address)
 
 
 class HttpError(Exception):
@@ -152,8 +164,10 @@ class Emulator:
 
         class _Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
-            # Headers and body go out in two writes; with Nagle on, a keep-alive client waits for
-            # its delayed ACK (~40 ms) on every reply.
+            # Headers and body are buffered and sent with one write (flushed after each request);
+            # a body larger than the buffer still goes out in a second write, and then, with Nagle
+            # on, a keep-alive client would wait for its delayed ACK (~40 ms).
+            wbufsize = RESPONSE_BUFFER
             disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature

@@ -45,6 +45,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
 from spotmax_world import moto_ext
+from spotmax_world._http import RESPONSE_BUFFER
 from spotmax_world.moto_ext import eks, interruptions
 from spotmax_world.moto_ext.faults import throttle_reply
 from spotmax_world.moto_ext.runtime import RUNTIME
@@ -111,6 +112,9 @@ class _Middleware:
 
 
 class _QuietHandler(MotoRequestHandler):
+    # Status line, headers and body are buffered and sent with one write at werkzeug's flush.
+    wbufsize = RESPONSE_BUFFER
+
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         del code, size  # no access log; werkzeug still logs errors
 

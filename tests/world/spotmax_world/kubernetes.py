@@ -9,7 +9,6 @@ controllers, no watch and no admission; see :class:`KubernetesEmulator` for the 
 from __future__ import annotations
 
 import base64
-import copy
 import functools
 import heapq
 import hmac
@@ -22,13 +21,14 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from spotmax_world import kubernetes_eks
 from spotmax_world._http import LOOPBACK, Emulator, HttpError, Request, Response
-from spotmax_world.kubernetes_patch import APPLY_PATCH, PATCH_TYPES, PatchError, apply_patch
+from spotmax_world.kubernetes_patch import APPLY_PATCH, PATCH_TYPES, PatchError, apply_patch, clone
 from spotmax_world.kubernetes_selectors import (
     SelectorError,
+    field_value,
     label_selector_object,
     parse_field_selector,
     parse_label_selector,
@@ -64,6 +64,101 @@ OWNER_API_VERSIONS = {
     "Node": "v1",
 }
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+NODE_NAME_FIELD = ("spec", "nodeName")
+SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+_Entry = TypeVar("_Entry")
+
+
+def _discard(index: dict[_Entry, set[Key]], entry: _Entry, key: Key) -> None:
+    keys = index.get(entry)
+    if keys is not None:
+        keys.discard(key)
+        if not keys:
+            del index[entry]
+
+
+class PodStore(dict[Key, Obj]):
+    """The stored pods, with their keys indexed by ``spec.nodeName`` as a field selector reads it
+    ("" for an unbound pod) and by label (key, value) for scalar label values. Every way of changing
+    the dictionary keeps the indexes; stored objects are replaced, never changed in place, so the
+    indexes stay true.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.by_node: dict[str, set[Key]] = {}
+        self.by_label: dict[tuple[str, Any], set[Key]] = {}
+
+    def keys_on(self, node_name: str) -> set[Key]:
+        """Keys of the pods whose ``spec.nodeName`` reads ``node_name`` (a copy)."""
+        return set(self.by_node.get(node_name, ()))
+
+    def keys_labelled(self, key: str, value: Any) -> set[Key]:
+        """Keys of the pods labelled ``key`` = ``value`` (a scalar; a copy)."""
+        return set(self.by_label.get((key, value), ()))
+
+    @staticmethod
+    def _label_pairs(obj: Obj) -> list[tuple[str, Any]]:
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        if not isinstance(labels, dict):
+            return []
+        return [(k, v) for k, v in labels.items() if type(v) in SCALARS]
+
+    def _index(self, key: Key, obj: Obj) -> None:
+        self.by_node.setdefault(field_value(obj, NODE_NAME_FIELD), set()).add(key)
+        for pair in self._label_pairs(obj):
+            self.by_label.setdefault(pair, set()).add(key)
+
+    def _unindex(self, key: Key, obj: Obj) -> None:
+        _discard(self.by_node, field_value(obj, NODE_NAME_FIELD), key)
+        for pair in self._label_pairs(obj):
+            _discard(self.by_label, pair, key)
+
+    def __setitem__(self, key: Key, obj: Obj) -> None:
+        old = super().get(key)
+        if old is not None:
+            self._unindex(key, old)
+        super().__setitem__(key, obj)
+        self._index(key, obj)
+
+    def __delitem__(self, key: Key) -> None:
+        obj = super().__getitem__(key)
+        super().__delitem__(key)
+        self._unindex(key, obj)
+
+    def pop(self, key: Key, *default: Any) -> Any:
+        if key in self:
+            obj = super().pop(key)
+            self._unindex(key, obj)
+            return obj
+        if default:
+            return default[0]
+        raise KeyError(key)
+
+    def popitem(self) -> tuple[Key, Obj]:
+        key, obj = super().popitem()
+        self._unindex(key, obj)
+        return key, obj
+
+    def setdefault(self, key: Key, default: Obj) -> Obj:
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for key, obj in dict(*args, **kwargs).items():
+            self[key] = obj
+
+    def __ior__(self, other: Any) -> PodStore:  # type: ignore[override,misc]
+        self.update(other)
+        return self
+
+    def clear(self) -> None:
+        super().clear()
+        self.by_node.clear()
+        self.by_label.clear()
 
 
 @dataclass(frozen=True)
@@ -305,7 +400,7 @@ class KubernetesEmulator(Emulator):
     def reset(self) -> None:
         """Back to an empty cluster: only the initial namespaces, no faults. Counters and settings stay."""
         with self.lock:
-            self._store = {rt.plural: {} for rt in RESOURCE_TYPES}
+            self._store = {rt.plural: PodStore() if rt is PODS else {} for rt in RESOURCE_TYPES}
             self._pending = []
             self._concurrent_writes = {}
             for name in INITIAL_NAMESPACES:
@@ -391,7 +486,7 @@ class KubernetesEmulator(Emulator):
         if unschedulable:
             spec["unschedulable"] = True
         if taints:
-            spec["taints"] = copy.deepcopy(taints)
+            spec["taints"] = clone(taints)
         now = _now()
         condition = {
             "type": "Ready",
@@ -511,7 +606,7 @@ class KubernetesEmulator(Emulator):
             old = self._store[PODS.plural].get((namespace, name))
             if old is None:
                 raise not_found(PODS, name)
-            new = copy.deepcopy(old)
+            new = clone(old)
             status = new.setdefault("status", {})
             current = status.get("phase", "Pending")
             is_ready = pod_ready(old) if ready is None else ready
@@ -524,7 +619,7 @@ class KubernetesEmulator(Emulator):
         rt = BY_PLURAL[resource]
         namespace = (body.get("metadata") or {}).get("namespace") or ("default" if rt.namespaced else "")
         with self.lock:
-            return self._typed(rt, self._insert(rt, copy.deepcopy(body), namespace))
+            return self._typed(rt, self._insert(rt, clone(body), namespace))
 
     def get_object(self, resource: str, name: str, namespace: str | None = None) -> Obj | None:
         rt = BY_PLURAL[resource]
@@ -772,7 +867,7 @@ class KubernetesEmulator(Emulator):
     def _typed(self, rt: ResourceType, obj: Obj) -> Obj:
         """A copy with kind/apiVersion and computed status, as a GET returns it."""
         result: Obj = {"kind": rt.kind, "apiVersion": rt.api_version}
-        result.update(copy.deepcopy(obj))
+        result.update(clone(obj))
         if rt is PDBS:
             result["status"] = self._pdb_status(obj)
         elif rt is DAEMONSETS:
@@ -904,16 +999,16 @@ class KubernetesEmulator(Emulator):
     def _merge_update(self, rt: ResourceType, old: Obj, body: Obj, subresource: str | None) -> Obj:
         """Main resource writes keep the old status; ``/status`` writes change only the status."""
         if subresource == "status":
-            new = copy.deepcopy(old)
+            new = clone(old)
             if body.get("status") is None:
                 new.pop("status", None)
             else:
-                new["status"] = copy.deepcopy(body["status"])
+                new["status"] = clone(body["status"])
             return new
-        new = copy.deepcopy(body)
+        new = clone(body)
         if rt.has_status:
             if "status" in old:
-                new["status"] = copy.deepcopy(old["status"])
+                new["status"] = clone(old["status"])
             else:
                 new.pop("status", None)
         return new
@@ -923,7 +1018,7 @@ class KubernetesEmulator(Emulator):
         change = self._concurrent_writes.pop(key, None) if rt is CONFIGMAPS else None
         if change is None:
             return old
-        new = copy.deepcopy(old)
+        new = clone(old)
         data = new.setdefault("data", {})
         for field, value in change.items():
             if value is None:
@@ -972,7 +1067,7 @@ class KubernetesEmulator(Emulator):
             return self._typed(PODS, pod)  # already terminating; only a shorter grace period changes it
         if dry_run:
             return self._typed(PODS, pod)
-        new = copy.deepcopy(pod)
+        new = clone(pod)
         if grace > 0:
             new["metadata"]["deletionTimestamp"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + grace))
             new["metadata"]["deletionGracePeriodSeconds"] = grace
@@ -1023,23 +1118,23 @@ class KubernetesEmulator(Emulator):
         if owners[0]["kind"] != "StatefulSet":
             prefix = meta.get("generateName") or name.rsplit("-", 1)[0] + "-"
             name = prefix + _random_suffix()
-        clone: Obj = {
+        twin: Obj = {
             "metadata": {
-                k: copy.deepcopy(v)
+                k: clone(v)
                 for k, v in meta.items()
                 if k in ("labels", "annotations", "ownerReferences", "generateName")
             },
-            "spec": copy.deepcopy(pod.get("spec") or {}),
+            "spec": clone(pod.get("spec") or {}),
         }
-        clone["metadata"]["name"] = name
-        clone["spec"].pop("nodeName", None)
+        twin["metadata"]["name"] = name
+        twin["spec"].pop("nodeName", None)
         if target is not None:
-            clone["spec"]["nodeName"] = target
-            clone["status"] = self._pod_status("Running", True)
+            twin["spec"]["nodeName"] = target
+            twin["status"] = self._pod_status("Running", True)
         else:
-            clone["status"] = {"phase": "Pending"}
+            twin["status"] = {"phase": "Pending"}
         if (namespace, name) not in self._store[PODS.plural]:
-            self._insert(PODS, clone, namespace)
+            self._insert(PODS, twin, namespace)
 
     @staticmethod
     def _pod_status(phase: str, ready: bool) -> Obj:
@@ -1074,8 +1169,20 @@ class KubernetesEmulator(Emulator):
 
     # -- computed statuses ------------------------------------------------------------------
     def _matching_pods(self, namespace: str, selector: Any) -> list[Obj]:
+        """The pods of ``namespace`` the LabelSelector object ``selector`` matches (in no set order)."""
         select = label_selector_object(selector)
-        return [pod for (ns, _name), pod in self._store[PODS.plural].items() if ns == namespace and select(pod)]
+        store = self._store[PODS.plural]
+        match_labels = selector.get("matchLabels") if isinstance(selector, dict) else None
+        if (
+            isinstance(store, PodStore)
+            and isinstance(match_labels, dict)
+            and match_labels
+            and all(type(value) in SCALARS for value in match_labels.values())
+        ):
+            # A pod must carry every matchLabels pair: test only those with the rarest one.
+            keys = min((store.keys_labelled(k, v) for k, v in match_labels.items()), key=len)
+            return [store[key] for key in keys if key[0] == namespace and select(store[key])]
+        return [pod for (ns, _name), pod in store.items() if ns == namespace and select(pod)]
 
     def _pdb_status(self, pdb: Obj) -> Obj:
         spec = pdb.get("spec") or {}
@@ -1163,9 +1270,16 @@ class KubernetesEmulator(Emulator):
         start_after = self._decode_continue(request.query.get("continue"))
         with self.lock:
             self._reap()
+            store = self._store[rt.plural]
+            node_name = by_field.equality(NODE_NAME_FIELD) if isinstance(store, PodStore) else None
+            if isinstance(store, PodStore) and node_name is not None:
+                # The drain's "pods on this node": look the node up instead of scanning every pod.
+                candidates = sorted((key, store[key]) for key in store.keys_on(node_name))
+            else:
+                candidates = sorted(store.items())
             matched = [
                 (key, obj)
-                for key, obj in sorted(self._store[rt.plural].items())
+                for key, obj in candidates
                 if namespace in (None, key[0])
                 and (start_after is None or key > start_after)
                 and by_label(obj)

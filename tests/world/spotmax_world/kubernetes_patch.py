@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, TypeVar, cast
 
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
@@ -28,6 +28,24 @@ MERGE_KEYS: dict[str, str] = {
     "conditions": "type",
     "addresses": "type",
 }
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_T = TypeVar("_T")
+
+
+def clone(value: _T) -> _T:
+    """A deep copy of JSON data (dicts, lists, scalars), several times faster than ``copy.deepcopy``.
+
+    Anything else (a tuple, a set, an object) is handed to ``copy.deepcopy``.
+    """
+    kind = type(value)
+    if kind is dict:
+        items = cast(dict[Any, Any], value).items()
+        return cast(_T, {k: v if type(v) in _SCALARS else clone(v) for k, v in items})
+    if kind is list:
+        return cast(_T, [v if type(v) in _SCALARS else clone(v) for v in cast(list[Any], value)])
+    if kind in _SCALARS:
+        return value
+    return copy.deepcopy(value)
 
 
 class PatchError(Exception):
@@ -59,8 +77,8 @@ def apply_patch(content_type: str, target: dict[str, Any], patch: Any) -> dict[s
 # -- RFC 7386 ---------------------------------------------------------------------------------
 def merge_patch(target: Any, patch: Any) -> Any:
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+        return clone(patch)
+    result = clone(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if value is None:
             result.pop(key, None)
@@ -149,7 +167,7 @@ def _add(doc: Any, parts: list[str], value: Any) -> Any:
 def json_patch(target: Any, operations: Any) -> Any:
     if not isinstance(operations, list):
         raise PatchError("a JSON patch must be a list of operations", 400)
-    doc = copy.deepcopy(target)
+    doc = clone(target)
     for operation in operations:
         if not isinstance(operation, dict) or "op" not in operation:
             raise PatchError("every JSON patch operation needs an 'op'", 400)
@@ -158,19 +176,19 @@ def json_patch(target: Any, operations: Any) -> Any:
         if op in ("add", "replace", "test") and "value" not in operation:
             raise PatchError(f"operation {op} needs a 'value'", 400)
         if op == "add":
-            doc = _add(doc, parts, copy.deepcopy(operation["value"]))
+            doc = _add(doc, parts, clone(operation["value"]))
         elif op == "remove":
             _remove(doc, parts)
         elif op == "replace":
             if not parts:
-                doc = copy.deepcopy(operation["value"])
+                doc = clone(operation["value"])
                 continue
             _get(doc, parts)
             _remove(doc, parts)
-            doc = _add(doc, parts, copy.deepcopy(operation["value"]))
+            doc = _add(doc, parts, clone(operation["value"]))
         elif op in ("move", "copy"):
             source = _pointer(operation.get("from"))
-            value = _remove(doc, source) if op == "move" else copy.deepcopy(_get(doc, source))
+            value = _remove(doc, source) if op == "move" else clone(_get(doc, source))
             doc = _add(doc, parts, value)
         elif op == "test":
             if _get(doc, parts) != operation["value"]:
@@ -183,12 +201,12 @@ def json_patch(target: Any, operations: Any) -> Any:
 # -- strategic merge patch ----------------------------------------------------------------------
 def _merge_list(current: list[Any], patch: list[Any], key: str) -> list[Any]:
     if any(isinstance(item, dict) and item.get("$patch") == "replace" for item in patch):
-        return [copy.deepcopy(item) for item in patch if not (isinstance(item, dict) and "$patch" in item)]
-    result = copy.deepcopy(current)
+        return [clone(item) for item in patch if not (isinstance(item, dict) and "$patch" in item)]
+    result = clone(current)
     if not key:
         for item in patch:
             if item not in result:
-                result.append(copy.deepcopy(item))
+                result.append(clone(item))
         return result
     for item in patch:
         if not isinstance(item, dict) or key not in item:
@@ -208,10 +226,10 @@ def strategic_merge(target: Any, patch: dict[str, Any]) -> Any:
     """Merge maps recursively, merge the lists of :data:`MERGE_KEYS`, honour ``$patch`` directives."""
     directive = patch.get("$patch")
     if directive == "replace":
-        return {k: copy.deepcopy(v) for k, v in patch.items() if k != "$patch"}
+        return {k: clone(v) for k, v in patch.items() if k != "$patch"}
     if directive == "delete":
         return None
-    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+    result = clone(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if key in ("$patch", "$retainKeys") or key.startswith("$setElementOrder/"):
             continue
@@ -232,5 +250,5 @@ def strategic_merge(target: Any, patch: dict[str, Any]) -> Any:
             else:
                 result[key] = merged
         else:
-            result[key] = copy.deepcopy(value)
+            result[key] = clone(value)
     return result

@@ -105,7 +105,8 @@ def parse_label_selector(text: str) -> Predicate:
     return lambda obj: all(req(obj) for req in requirements)
 
 
-def _field_value(obj: dict[str, Any], path: tuple[str, ...]) -> str:
+def field_value(obj: dict[str, Any], path: tuple[str, ...]) -> str:
+    """The text a field selector compares for ``path`` of ``obj`` ("" when absent)."""
     node: Any = obj
     for part in path:
         node = node.get(part) if isinstance(node, dict) else None
@@ -122,10 +123,24 @@ def _unescape(value: str) -> str:
     return re.sub(r"\\(.)", r"\1", value)
 
 
-def parse_field_selector(text: str, resource: str) -> Predicate:
+class FieldSelector:
+    """A compiled ``fieldSelector``: call it on an object; :meth:`equality` serves indexed lookups."""
+
+    def __init__(self, terms: list[tuple[tuple[str, ...], bool, str]]) -> None:
+        self.terms = terms
+
+    def __call__(self, obj: dict[str, Any]) -> bool:
+        return all((field_value(obj, path) == value) != negate for path, negate, value in self.terms)
+
+    def equality(self, path: tuple[str, ...]) -> str | None:
+        """The value of the first ``path=value`` term (an object must have it to match), else None."""
+        return next((value for term_path, negate, value in self.terms if term_path == path and not negate), None)
+
+
+def parse_field_selector(text: str, resource: str) -> FieldSelector:
     """Compile a ``fieldSelector`` (``=``, ``==``, ``!=``, comma-joined) for ``resource`` (plural)."""
     if not text.strip():
-        return lambda _obj: True
+        return FieldSelector([])
     fields = {**_DEFAULT_FIELDS, **FIELD_PATHS.get(resource, {})}
     terms: list[tuple[tuple[str, ...], bool, str]] = []
     for part in re.split(r"(?<!\\),", text):
@@ -136,11 +151,7 @@ def parse_field_selector(text: str, resource: str) -> Predicate:
         if name not in fields:
             raise SelectorError(f"field label not supported: {name}")
         terms.append((fields[name], op == "!=", _unescape(value.strip())))
-
-    def matches(obj: dict[str, Any]) -> bool:
-        return all((_field_value(obj, path) == value) != negate for path, negate, value in terms)
-
-    return matches
+    return FieldSelector(terms)
 
 
 def label_selector_object(selector: Any) -> Predicate:

@@ -13,6 +13,10 @@
   ``autoscaling_api.ResponseExtensions`` (new actions and ones whose parameters moto drops).
 - ``moto.ec2.models.instances.InstanceBackend.run_instances`` (wrapped: Spot market, capacity faults,
   Spot instance requests); ``moto.ec2.utils.filter_dict_attribute_mapping`` (``instance-lifecycle``).
+- ``moto.ec2.models.instances.InstanceBackend``: ``get_instance``, ``get_instance_by_id``,
+  ``get_multi_instances_by_id``, ``all_instances`` (an id index instead of copying every reservation);
+  ``moto.ec2.models.amis.AmiBackend.describe_images`` (wrapped: an exact ``image-id`` is a dict lookup),
+  see ``lookups``.
 - ``moto.ec2.models.launch_templates.LaunchTemplateBackend.create_launch_template`` (wrapped: the
   template's own tags stay off its version data).
 - ``moto.eks.models.EKSBackend.create_cluster`` (wrapped: endpoint and CA of the world's Kubernetes
@@ -36,7 +40,7 @@ import moto.autoscaling.models as autoscaling_models
 import moto.ec2.models.instances as ec2_instances
 from moto import settings
 
-from . import autoscaling_api, ec2_filters, eks, events, launch, launch_templates, sqs
+from . import autoscaling_api, ec2_filters, eks, events, launch, launch_templates, lookups, sqs
 from ._patch import original, patch
 from .runtime import RUNTIME
 from .ticker import Ticker, tick
@@ -59,6 +63,7 @@ def apply() -> None:
     patch(autoscaling_models, "utcnow", _virtual_utcnow)
     patch(settings, "ec2_load_default_amis", _load_default_amis)
     launch.install()
+    lookups.install()
     events.install()
     ec2_filters.install()
     launch_templates.install()
