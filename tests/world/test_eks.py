@@ -127,11 +127,12 @@ def test_bad_tokens_are_rejected(world: World, case: str, build: Any) -> None:
 
 
 def test_expired_token_is_rejected(world: World) -> None:
+    # Only the refusal is asserted: on a loaded machine the 1-second token may already be expired at
+    # its first use (fresh tokens being accepted is what the other tests show).
     token = make_token(world, EKS_CLUSTER, expires=1)
-    assert status_with(world, token) == 200
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 10
     while status_with(world, token) != 401:
-        assert time.monotonic() < deadline, "the 1-second token was still accepted after 5 s"
+        assert time.monotonic() < deadline, "the 1-second token was still accepted after 10 s"
         time.sleep(0.5)
 
 
