@@ -156,16 +156,22 @@ def test_spot_storm_with_duplicates_malformed_unmanaged_and_throttling(
     fleet = seed_fleet(world, 6, name="web")
     sqs, ec2, autoscaling = aws("sqs"), aws("ec2"), aws("autoscaling")
     spot = {"MarketType": "spot"}
-    stranger = ec2.run_instances(
+    launched = ec2.run_instances(
         ImageId="ami-12c6146b", InstanceType="m5.large", MinCount=1, MaxCount=1, InstanceMarketOptions=spot
-    )["Instances"][0]["InstanceId"]
+    )["Instances"][0]
+    stranger, stranger_node = launched["InstanceId"], launched["PrivateDnsName"]
+    # A node in the same cluster: neither the source's early cordon nor the playbook may touch it.
+    zone = launched["Placement"]["AvailabilityZone"]
+    world.kubernetes.add_node(stranger_node, provider_id=f"aws:///{zone}/{stranger}")
     sqs.send_message(QueueUrl=fleet.queue_url, MessageBody="this is not a notice {")
     ids = fleet.instance_ids
     before = group_of(autoscaling, fleet.group)
     # The handling's first calls are throttled: the modules' retries must ride it out.
     world.aws.set_throttle("autoscaling", ["DetachInstances", "DescribeAutoScalingGroups"], 3)
 
-    rulebook = interruption_rulebook(world, collections_path, tmp_path, fleet).start()
+    rulebook = interruption_rulebook(
+        world, collections_path, tmp_path, fleet, interruption_cordon_kubeconfig=str(world.kubeconfig)
+    ).start()
     rulebooks.append(rulebook)
     assert sorted(world.aws.interrupt([*ids, stranger])["interrupted"]) == sorted([*ids, stranger])
     wait_until("every managed instance is handled", lambda: len(handled_tags(ec2, ids)) == len(ids), 240, rulebook)
@@ -180,6 +186,7 @@ def test_spot_storm_with_duplicates_malformed_unmanaged_and_throttling(
     assert after["DesiredCapacity"] == before["DesiredCapacity"] == 6, "desired capacity kept: replacements launch now"
     assert len(members) == 6
     assert handled_tags(ec2, [stranger]) == {}, "an unmanaged instance is left alone"
+    assert not world.kubernetes.node_states()[stranger_node]["unschedulable"], "its node too"
     metrics = aws("cloudwatch").list_metrics(Namespace="SpotMax", MetricName="Interruptions")["Metrics"]
     assert {"Name": "AutoScalingGroupName", "Value": fleet.group} in [d for m in metrics for d in m["Dimensions"]]
     assert "this is not a notice" in rulebook.output() or "not JSON" in rulebook.output()
