@@ -122,3 +122,22 @@ def test_image_id_lookups_match_moto_filters(ec2: Any, aws: AwsEmulator) -> None
     launched = ec2.run_instances(ImageId=images[0], MinCount=1, MaxCount=1)["Instances"][0]
     assert launched["ImageId"] == images[0]
     assert launched["Architecture"] == "x86_64"
+
+
+def test_resource_tags_match_moto_describe_tags(ec2: Any, aws: AwsEmulator) -> None:
+    ids = launch(ec2, 3)
+    ec2.create_tags(Resources=ids[:2], Tags=[{"Key": "spotmax:group", "Value": "web"}, {"Key": "b", "Value": "2"}])
+    ec2.create_tags(Resources=[ids[0]], Tags=[{"Key": "a", "Value": "1"}])
+    with RUNTIME.lock:
+        backend = ec2_backends[aws.account_id][aws.region]
+        for instance_id in ids:
+            instance = backend.get_instance(instance_id)
+            theirs = backend.describe_tags(filters={"resource-id": [instance_id]})
+            assert instance.get_tags() == theirs, instance_id
+    described = ec2.describe_instances(InstanceIds=ids)["Reservations"][0]["Instances"]
+    tags = {i["InstanceId"]: {t["Key"]: t["Value"] for t in i.get("Tags", [])} for i in described}
+    assert tags == {
+        ids[0]: {"spotmax:group": "web", "b": "2", "a": "1"},
+        ids[1]: {"spotmax:group": "web", "b": "2"},
+        ids[2]: {},
+    }

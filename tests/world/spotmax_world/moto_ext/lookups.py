@@ -11,6 +11,9 @@ The replacements answer the same (same objects, same order, same errors):
   ``__dict__``). A hit is checked against the reservations before it is trusted; a miss scans the
   reservations, newest first (a fresh instance is found at once), indexing what it passes.
 - AMIs: an ``image-id`` filter with one value and no wildcard is a dictionary lookup.
+- tags: every EC2 resource reads its own tags through ``describe_tags`` with a ``resource-id``
+  filter, which matches a regular expression against every tagged resource of the account (so a
+  ``DescribeInstances`` of n instances costs n scans). An id without wildcards is a dictionary lookup.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ from typing import Any
 
 from moto.ec2.exceptions import InvalidInstanceIdError
 from moto.ec2.models.amis import Ami, AmiBackend
+from moto.ec2.models.core import TaggedEC2Resource
 from moto.ec2.models.instances import Instance, InstanceBackend, Reservation
+from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
 
 from ._patch import original, patch
 
@@ -122,9 +127,27 @@ class AmiBackendExtensions(AmiBackend):
         return result
 
 
+def resource_tags(resource: TaggedEC2Resource) -> list[dict[str, str]]:
+    """``resource``'s tags as moto's ``get_tags`` lists them (same entries, same order)."""
+    resource_id = getattr(resource, "id", None)
+    if not resource_id:
+        return []
+    if _GLOB.intersection(resource_id):
+        result: list[dict[str, str]] = original(TaggedEC2Resource, "get_tags")(resource)
+        return result
+    backend: Any = resource.ec2_backend  # type: ignore[attr-defined]
+    tags = backend.tags.get(resource_id) or {}
+    resource_type = EC2_PREFIX_TO_RESOURCE.get(get_prefix(resource_id), "")
+    return [
+        {"resource_id": resource_id, "key": key, "value": value, "resource_type": resource_type}
+        for key, value in tags.items()
+    ]
+
+
 def install() -> None:
     patch(InstanceBackend, "get_instance", InstanceBackendExtensions.get_instance)
     patch(InstanceBackend, "get_instance_by_id", InstanceBackendExtensions.get_instance_by_id)
     patch(InstanceBackend, "get_multi_instances_by_id", InstanceBackendExtensions.get_multi_instances_by_id)
     patch(InstanceBackend, "all_instances", InstanceBackendExtensions.all_instances)
     patch(AmiBackend, "describe_images", AmiBackendExtensions.describe_images)
+    patch(TaggedEC2Resource, "get_tags", resource_tags)
