@@ -455,8 +455,9 @@ def main():
             offered, empty = isel.offered_everywhere(offerings, request.availability_zones)
             if empty:
                 module.fail_json(
-                    msg=f"availability_zones: {', '.join(repr(zone) for zone in empty)} offer no instance type in "
-                    f"region {region}; use Availability Zone names of that region, for example '{region}a'"
+                    msg=f"availability_zones: {', '.join(repr(zone) for zone in empty)} "
+                    f"{'offers' if len(empty) == 1 else 'offer'} no instance type in region {region}; "
+                    f"use Availability Zone names of that region, for example '{region}a'"
                 )
     except isel.SelectorError as exc:
         module.fail_json(msg=str(exc))

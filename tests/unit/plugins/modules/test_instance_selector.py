@@ -161,7 +161,7 @@ def test_availability_zones_keep_types_offered_in_every_zone(run):
 def test_unknown_zone_fails_naming_the_field(run):
     result = run({**SEED, "availability_zones": [f"{REGION}a", f"{REGION}q"]})
     assert result["failed"] is True
-    assert result["msg"].startswith(f"availability_zones: '{REGION}q' offer no instance type in region {REGION}")
+    assert result["msg"].startswith(f"availability_zones: '{REGION}q' offers no instance type in region {REGION}")
 
 
 def test_arm64_types_like_the_base(run):
