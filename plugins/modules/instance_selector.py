@@ -91,7 +91,7 @@ options:
   deny_list:
     description:
       - A regular expression, in the same form as O(allow_list); matching types are dropped.
-      - The kOps tutorial's V(^?[1-3].*\..*) drops every type whose name has a 1, 2 or 3 before the dot
+      - The kOps tutorial's V(^?[1-3].*\\..*) drops every type whose name has a 1, 2 or 3 before the dot
         (the first three generations, and also types such as V(x2gd.xlarge)).
     type: str
   availability_zones:
