@@ -22,7 +22,7 @@ UNKNOWN = "i-0123456789abcdef0"
 
 def launch(ec2: Any, count: int, times: int = 1) -> list[str]:
     ids: list[str] = []
-    for _ in range(times):
+    for _round in range(times):
         reservation = ec2.run_instances(ImageId=AMI, MinCount=count, MaxCount=count, InstanceType="m5.large")
         ids.extend(i["InstanceId"] for i in reservation["Instances"])
     return ids
