@@ -331,6 +331,15 @@ def test_nitro_device_name_holding_another_volume_is_refused(nitro: Instance) ->
     assert nitro.mounted_at(nitro.mount_point) == []
 
 
+def test_nitro_device_name_on_an_instance_store_is_refused_with_a_volume_id(nitro: Instance) -> None:
+    nitro.nvme("nvme1n1", model=INSTANCE_STORE)
+    nitro.link("sdf", "nvme1n1")
+    nitro.configure(id=DATA_VOLUME, device="/dev/sdf")
+
+    assert_error(nitro.run(), 1, "/dev/nvme1n1, an NVMe device that is not an EBS volume")
+    assert nitro.mounted_at(nitro.mount_point) == []
+
+
 def test_by_label(nitro: Instance) -> None:
     nitro.nvme("nvme1n1", OTHER_VOLUME, fs="xfs", label="scratch")
     nitro.nvme("nvme2n1", DATA_VOLUME, fs="xfs", label="spotmax-data")
@@ -387,7 +396,7 @@ def test_device_appearing_within_the_bound_is_mounted(nitro: Instance) -> None:
         time.sleep(1)
         assert proc.poll() is None  # still waiting
         nitro.nvme("nvme1n1", DATA_VOLUME, fs="xfs")  # the attachment completes
-        _, stderr = proc.communicate(timeout=RUN_TIMEOUT)
+        stderr = proc.communicate(timeout=RUN_TIMEOUT)[1]
 
     assert proc.returncode == 0, stderr
     assert "waiting up to 20 s" in stderr
