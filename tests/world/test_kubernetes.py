@@ -581,6 +581,34 @@ def test_namespaces(core: client.CoreV1Api) -> None:
     assert core.list_namespaced_pod("spotmax").items == []
 
 
+def test_cluster_roles_and_bindings_through_the_dynamic_client(dynamic: DynamicClient) -> None:
+    roles = dynamic.resources.get(api_version="rbac.authorization.k8s.io/v1", kind="ClusterRole")
+    bindings = dynamic.resources.get(api_version="rbac.authorization.k8s.io/v1", kind="ClusterRoleBinding")
+    rules = [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list"]}]
+    roles.create(body={"metadata": {"name": "drainer"}, "rules": rules})
+    bindings.create(
+        body={
+            "metadata": {"name": "drainers"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "drainer"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "spotmax:drainers"}],
+        }
+    )
+    assert roles.get(name="drainer").to_dict()["rules"] == rules
+    binding = bindings.get(name="drainers").to_dict()
+    assert "namespace" not in binding["metadata"]
+    assert binding["subjects"][0]["name"] == "spotmax:drainers"
+    with pytest.raises(ApiException) as bad:
+        bindings.create(body={"metadata": {"name": "no-role"}, "subjects": []})
+    assert bad.value.status == 422
+    with pytest.raises(ApiException) as bad:
+        roles.create(body={"metadata": {"name": "no-verbs"}, "rules": [{"resources": ["pods"]}]})
+    assert bad.value.status == 422
+    bindings.delete(name="drainers")
+    roles.delete(name="drainer")
+    assert [r.metadata.name for r in roles.get().items] == []
+    assert [b.metadata.name for b in bindings.get().items] == []
+
+
 # -- test controls ------------------------------------------------------------------------
 def test_request_counter_and_latency(emulator: KubernetesEmulator, core: client.CoreV1Api) -> None:
     emulator.add_node("node-a")

@@ -1,4 +1,4 @@
-"""A Kubernetes API server emulator: nodes, pods, evictions, PodDisruptionBudgets, ConfigMaps, namespaces.
+"""A Kubernetes API server emulator: nodes, pods, evictions, PodDisruptionBudgets, ConfigMaps, namespaces, RBAC.
 
 It speaks enough of the real REST API (discovery, CRUD, selectors, the three PATCH flavours, graceful
 pod deletion, the policy/v1 Eviction subresource and the real ``Status`` error bodies) for the official
@@ -198,7 +198,20 @@ PODS = ResourceType("pods", "Pod", "", "v1", True, ("po",), has_status=True)
 CONFIGMAPS = ResourceType("configmaps", "ConfigMap", "", "v1", True, ("cm",))
 PDBS = ResourceType("poddisruptionbudgets", "PodDisruptionBudget", "policy", "v1", True, ("pdb",), True, True)
 DAEMONSETS = ResourceType("daemonsets", "DaemonSet", "apps", "v1", True, ("ds",), True, True)
-RESOURCE_TYPES: tuple[ResourceType, ...] = (NAMESPACES, NODES, PODS, CONFIGMAPS, PDBS, DAEMONSETS)
+# Stored and validated, never enforced: the emulator authenticates but does not authorize.
+RBAC = "rbac.authorization.k8s.io"
+CLUSTERROLES = ResourceType("clusterroles", "ClusterRole", RBAC, "v1", False)
+CLUSTERROLEBINDINGS = ResourceType("clusterrolebindings", "ClusterRoleBinding", RBAC, "v1", False)
+RESOURCE_TYPES: tuple[ResourceType, ...] = (
+    NAMESPACES,
+    NODES,
+    PODS,
+    CONFIGMAPS,
+    PDBS,
+    DAEMONSETS,
+    CLUSTERROLES,
+    CLUSTERROLEBINDINGS,
+)
 BY_PLURAL = {rt.plural: rt for rt in RESOURCE_TYPES}
 VERBS = ["create", "delete", "get", "list", "patch", "update"]
 
@@ -961,6 +974,14 @@ class KubernetesEmulator(Emulator):
                     not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values())
                 ):
                     raise bad_request(f"{field}: values must be strings")
+        elif rt is CLUSTERROLES:
+            for index, rule in enumerate(body.get("rules") or []):
+                if not isinstance(rule, dict) or not rule.get("verbs"):
+                    raise invalid(rt, name, f"rules[{index}].verbs", "Required value", "FieldValueRequired")
+        elif rt is CLUSTERROLEBINDINGS:
+            ref = body.get("roleRef")
+            if not isinstance(ref, dict) or not ref.get("kind") or not ref.get("name"):
+                raise invalid(rt, name, "roleRef", "Required value", "FieldValueRequired")
 
     def _write(self, rt: ResourceType, key: Key, new: Obj, old: Obj, dry_run: bool = False) -> Obj:
         """Store an update of ``old``; a no-op keeps the resourceVersion, as the real server does."""
