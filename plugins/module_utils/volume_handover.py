@@ -54,10 +54,9 @@ def retiring_instances(instances: list[Any], device_name: str | None) -> list[di
     if device_name is not None and (message := device_error("device_name", device_name)):
         raise HandoverError(message)
     found: dict[str, dict[str, str | None]] = {}
-    for index, entry in enumerate(instances):
+    for index, given in enumerate(instances):
         field = f"instances[{index}]"
-        if isinstance(entry, str):
-            entry = {"instance_id": entry}
+        entry = {"instance_id": given} if isinstance(given, str) else given
         if not isinstance(entry, dict):
             raise HandoverError(f"{field}: {entry!r} is not allowed; use a dict with instance_id (and group)")
         instance_id = entry.get("instance_id")
@@ -72,7 +71,9 @@ def retiring_instances(instances: list[Any], device_name: str | None) -> list[di
         previous = found.get(instance_id)
         wanted: dict[str, str | None] = {"instance_id": instance_id, "group": group, "device_name": device}
         if previous is not None and previous != wanted:
-            raise HandoverError(f"{field}.instance_id: {instance_id!r} is given twice with different group or device_name")
+            raise HandoverError(
+                f"{field}.instance_id: {instance_id!r} is given twice with different group or device_name"
+            )
         found[instance_id] = wanted
     return list(found.values())
 
@@ -140,7 +141,7 @@ def mapping_at(instance: dict[str, Any], device: str) -> dict[str, Any] | None:
     """The instance's EBS block device mapping at ``device`` (or its sd/xvd twin), None without one."""
     for mapping in instance.get("BlockDeviceMappings", []):
         if same_device(str(mapping.get("DeviceName", "")), device) and mapping.get("Ebs", {}).get("VolumeId"):
-            return mapping
+            return dict(mapping)
     return None
 
 
@@ -247,13 +248,20 @@ def handover_plan(
         elif attached_to == origin:
             detaching = attachment.get("State") == "detaching"
             item.update(action="attach" if detaching else "detach", state="pending")
-        elif attached_to in members.get(entry["group"], set()) and attached_at is not None and same_device(
-            attached_at, entry["device_name"]
+        elif (
+            attached_to in members.get(entry["group"], set())
+            and attached_at is not None
+            and same_device(attached_at, entry["device_name"])
         ):
             item.update(action="none", state="unchanged", to_instance=attached_to)
         else:
             skipped.append(
-                _skip(origin, volume_id, f"volume is attached to {attached_to} at {attached_at}, not a replacement in group {entry['group']!r}")
+                _skip(
+                    str(origin),
+                    volume_id,
+                    f"volume is attached to {attached_to} at {attached_at}, "
+                    f"not a replacement in group {entry['group']!r}",
+                )
             )
             continue
         planned.append(item)
@@ -289,7 +297,9 @@ def candidates(
                 "availability_zone": instance.get("Placement", {}).get("AvailabilityZone") or member["zone"],
                 "launch_time": str(instance.get("LaunchTime", "")),
                 "ready": state in READY_STATES,
-                "devices": sorted(str(mapping.get("DeviceName")) for mapping in instance.get("BlockDeviceMappings", [])),
+                "devices": sorted(
+                    str(mapping.get("DeviceName")) for mapping in instance.get("BlockDeviceMappings", [])
+                ),
             }
         )
     found.sort(key=lambda item: (item["launch_time"], item["instance_id"]))

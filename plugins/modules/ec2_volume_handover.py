@@ -62,7 +62,8 @@ options:
       - Omit it to use each group's C(spotmax:persistence_dev) tag; instances of groups without it are skipped.
     type: str
   force:
-    description: Force the detach (C(DetachVolume) with C(Force)); only for an instance that does not release the volume.
+    description:
+      - Force the detach (C(DetachVolume) with C(Force)); only for an instance that does not release the volume.
     type: bool
     default: false
   wait_timeout:
@@ -173,7 +174,10 @@ volume_handover:
       description: Retiring instances (and volumes) not acted on, with the reason.
       type: list
       elements: dict
-      sample: [{"instance_id": "i-0123456789abcdef0", "volume_id": null, "reason": "no EBS volume attached at /dev/sdf"}]
+      sample:
+        - instance_id: i-0123456789abcdef0
+          volume_id: null
+          reason: no EBS volume attached at /dev/sdf
 """
 
 import time
@@ -251,7 +255,9 @@ def protect(module, ec2, resolved, described):
             )
 
     if not module.check_mode:
-        ec2u.run_concurrently(keep, [item for item in planned if item["set_delete_on_termination"]], module.params["concurrency"])
+        ec2u.run_concurrently(
+            keep, [item for item in planned if item["set_delete_on_termination"]], module.params["concurrency"]
+        )
         tag_volumes(ec2, planned, module.params["concurrency"])
     diff = {
         "before": {item["volume_id"]: {"delete_on_termination": item["set_delete_on_termination"]} for item in planned},
@@ -290,7 +296,11 @@ def handover(module, autoscaling, ec2, resolved, group_names):
     before = {
         item["volume_id"]: {"instance_id": item["to_instance"], "device_name": item["device_name"]}
         if item["action"] == "none"
-        else ({"instance_id": item["from_instance"], "device_name": item["device_name"]} if item["action"] == "detach" else None)
+        else (
+            {"instance_id": item["from_instance"], "device_name": item["device_name"]}
+            if item["action"] == "detach"
+            else None
+        )
         for item in planned
     }
     place_groups = {item["group"] for item in to_place}
@@ -305,10 +315,14 @@ def handover(module, autoscaling, ec2, resolved, group_names):
         tag_volumes(ec2, to_place, concurrency)
 
         def detach(item):
-            ec2.detach_volume(aws_retry=True, VolumeId=item["volume_id"], InstanceId=item["from_instance"], Force=params["force"])
+            ec2.detach_volume(
+                aws_retry=True, VolumeId=item["volume_id"], InstanceId=item["from_instance"], Force=params["force"]
+            )
 
         def attach(item):
-            ec2.attach_volume(aws_retry=True, VolumeId=item["volume_id"], InstanceId=item["to_instance"], Device=item["device_name"])
+            ec2.attach_volume(
+                aws_retry=True, VolumeId=item["volume_id"], InstanceId=item["to_instance"], Device=item["device_name"]
+            )
 
         ec2u.run_concurrently(detach, [item for item in to_place if item["action"] == "detach"], concurrency)
         chosen = {}
@@ -317,7 +331,11 @@ def handover(module, autoscaling, ec2, resolved, group_names):
             states = volume_states(ec2, [item["volume_id"] for item in remaining])
             ready = [item for item in remaining if states.get(item["volume_id"], {}).get("State") == "available"]
             if ready:
-                now = vh.choose(ready, read_members(autoscaling, ec2, {item["group"] for item in ready}, retiring), set(chosen.values()))
+                now = vh.choose(
+                    ready,
+                    read_members(autoscaling, ec2, {item["group"] for item in ready}, retiring),
+                    set(chosen.values()),
+                )
                 for item in ready:
                     item["to_instance"] = now.get(item["volume_id"])
                 ec2u.run_concurrently(attach, [item for item in ready if item["to_instance"]], concurrency)
@@ -336,10 +354,14 @@ def handover(module, autoscaling, ec2, resolved, group_names):
             if item["volume_id"] in chosen and item["volume_id"] not in attached:
                 item["state"] = "attaching"
     after = {
-        item["volume_id"]: {"instance_id": item["to_instance"], "device_name": item["device_name"]} if item["to_instance"] else None
+        item["volume_id"]: {"instance_id": item["to_instance"], "device_name": item["device_name"]}
+        if item["to_instance"]
+        else None
         for item in planned
     }
-    changed = any(item["set_tag"] or item["action"] == "detach" or item["state"] in ("attached", "attaching") for item in to_place)
+    changed = any(
+        item["set_tag"] or item["action"] == "detach" or item["state"] in ("attached", "attaching") for item in to_place
+    )
     for item in planned:
         del item["action"], item["set_tag"]
     return planned, skipped, {"before": before, "after": after}, changed
@@ -362,9 +384,13 @@ def main():
     except vh.HandoverError as exc:
         module.fail_json(msg=str(exc))
     if not 0 <= params["wait_timeout"] <= MAX_WAIT:
-        module.fail_json(msg=f"wait_timeout: {params['wait_timeout']} is not allowed; use an integer from 0 to {MAX_WAIT}")
+        module.fail_json(
+            msg=f"wait_timeout: {params['wait_timeout']} is not allowed; use an integer from 0 to {MAX_WAIT}"
+        )
     if not 1 <= params["concurrency"] <= MAX_CONCURRENCY:
-        module.fail_json(msg=f"concurrency: {params['concurrency']} is not allowed; use an integer from 1 to {MAX_CONCURRENCY}")
+        module.fail_json(
+            msg=f"concurrency: {params['concurrency']} is not allowed; use an integer from 1 to {MAX_CONCURRENCY}"
+        )
 
     retry = AWSRetry.jittered_backoff(catch_extra_error_codes=["ResourceContention"])
     ec2 = module.client("ec2", retry_decorator=retry)
@@ -374,14 +400,20 @@ def main():
     try:
         described = {i["InstanceId"]: i for i in ec2u.describe_instances(ec2, ids)} if ids else {}
         unknown = [entry["instance_id"] for entry in retiring if not entry["group"]]
-        asg_groups = {i["InstanceId"]: i["AutoScalingGroupName"] for i in asg.describe_instances(autoscaling, unknown)} if unknown else {}
+        asg_groups = (
+            {i["InstanceId"]: i["AutoScalingGroupName"] for i in asg.describe_instances(autoscaling, unknown)}
+            if unknown
+            else {}
+        )
         names = set()
         for entry in retiring:
             tags = {tag["Key"]: tag["Value"] for tag in described.get(entry["instance_id"], {}).get("Tags", [])}
             name = entry["group"] or asg_groups.get(entry["instance_id"]) or tags.get("aws:autoscaling:groupName")
             if name:
                 names.add(name)
-        groups = {g["AutoScalingGroupName"]: g for g in asg.describe_groups(autoscaling, sorted(names))} if names else {}
+        groups = (
+            {g["AutoScalingGroupName"]: g for g in asg.describe_groups(autoscaling, sorted(names))} if names else {}
+        )
         try:
             resolved, skipped = vh.resolve(retiring, asg_groups, described, groups, params["device_name"])
         except vh.HandoverError as exc:
@@ -389,7 +421,9 @@ def main():
         if params["step"] == "protect":
             volumes, more, diff, changed = protect(module, ec2, resolved, described)
         else:
-            volumes, more, diff, changed = handover(module, autoscaling, ec2, resolved, {entry["group"] for entry in resolved})
+            volumes, more, diff, changed = handover(
+                module, autoscaling, ec2, resolved, {entry["group"] for entry in resolved}
+            )
         skipped.extend(more)
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
         module.fail_json_aws(exc, msg=f"Failed to {params['step']} the data volumes of {', '.join(ids)}")

@@ -72,7 +72,9 @@ def fleet_fixture(aws, make_group):
 
 
 def entries(instance_ids):
-    return [{"instance_id": instance_id, "group": GROUP, "kinds": ["spot_interruption"]} for instance_id in instance_ids]
+    return [
+        {"instance_id": instance_id, "group": GROUP, "kinds": ["spot_interruption"]} for instance_id in instance_ids
+    ]
 
 
 def test_protect_keeps_the_volume_and_a_second_run_changes_nothing(aws, run, fleet):
@@ -216,7 +218,13 @@ def test_replacement_with_its_own_volume_at_the_device_is_not_chosen(aws, run, m
     volume_id = data_mapping(aws, retiring[0])["Ebs"]["VolumeId"]
     replace(aws, retiring)
     result = run(
-        {"step": "handover", "instances": entries(retiring), "device_name": "/dev/sdf", "wait_timeout": 0, "allow_pending": True}
+        {
+            "step": "handover",
+            "instances": entries(retiring),
+            "device_name": "/dev/sdf",
+            "wait_timeout": 0,
+            "allow_pending": True,
+        }
     )
     assert result["volume_handover"]["volumes"][0]["state"] == "pending"
     assert volume(aws, volume_id)["State"] == "available"
@@ -228,7 +236,11 @@ def test_groups_without_the_tag_are_skipped(aws, run, make_group):
     result = run({"step": "protect", "instances": entries(retiring)})
     assert result["changed"] is False
     assert result["volume_handover"]["skipped"] == [
-        {"instance_id": retiring[0], "volume_id": None, "reason": f"group '{GROUP}' keeps no volume (no spotmax:persistence_dev tag)"}
+        {
+            "instance_id": retiring[0],
+            "volume_id": None,
+            "reason": f"group '{GROUP}' keeps no volume (no spotmax:persistence_dev tag)",
+        }
     ]
     assert data_mapping(aws, retiring[0])["Ebs"]["DeleteOnTermination"] is True
 
@@ -236,9 +248,15 @@ def test_groups_without_the_tag_are_skipped(aws, run, make_group):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        ({"instances": [{"instance_id": "web-1"}]}, "instances[0].instance_id: 'web-1' is not allowed; use an EC2 instance id"),
+        (
+            {"instances": [{"instance_id": "web-1"}]},
+            "instances[0].instance_id: 'web-1' is not allowed; use an EC2 instance id",
+        ),
         ({"instances": [{"group": "web"}]}, "instances[0].instance_id: None is not allowed"),
-        ({"device_name": "/dev/sda1"}, "device_name: '/dev/sda1' is not allowed; use a device name /dev/sd[f-p] or /dev/xvd[f-p]"),
+        (
+            {"device_name": "/dev/sda1"},
+            "device_name: '/dev/sda1' is not allowed; use a device name /dev/sd[f-p] or /dev/xvd[f-p]",
+        ),
         (
             {"instances": [{"instance_id": "i-0123456789abcdef0", "device_name": "/dev/nvme1n1"}]},
             "instances[0].device_name: '/dev/nvme1n1' is not allowed",
