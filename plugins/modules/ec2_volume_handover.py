@@ -15,12 +15,12 @@ description:
   - Moves the EBS volume a group keeps at its C(spotmax:persistence_dev) device (for example C(/dev/sdf))
     from retiring instances to their replacements, in two steps.
   - O(step=protect), run as soon as the instances are known to retire (before anything can terminate them),
-    makes each retiring instance's volume at the device outlive it: C(DeleteOnTermination) of that block device
+    makes each retiring instance's volume at the device outlive it; C(DeleteOnTermination) of that block device
     mapping is set to false where it is true (C(ModifyInstanceAttribute)) and the volume is tagged
     C(spotmax:handover_from) with the instance id, so a later run finds it even once it is detached or the
     instance is gone.
   - O(step=handover), run after the drain, detaches those volumes (C(DetachVolume)), waits until they are
-    available, and attaches each one at the same device (C(AttachVolume)) to a replacement: a running instance of
+    available, and attaches each one at the same device (C(AttachVolume)) to a replacement, a running instance of
     the same Auto Scaling group in the same Availability Zone, pending or in service in the group, not one of the
     retiring instances, with nothing mapped at the device (sd and xvd names are the same slot) and not chosen for
     another volume. Replacements are taken oldest launch first; volumes in retiring instance id order. It waits up
@@ -161,7 +161,7 @@ volume_handover:
           description:
             - C(protected) (step protect, written now), C(attached) (step handover, attached to the replacement now),
               C(attaching) (attached to the replacement, not yet reported attached when O(wait_timeout) ran out),
-              C(unchanged) (nothing to do: protected, or attached to a replacement, before this run),
+              C(unchanged) (nothing to do; protected, or attached to a replacement, before this run),
               C(pending) (no replacement found in time; the volume is kept, detached unless in check mode).
             - C(attaching) counts as pending.
           type: str
