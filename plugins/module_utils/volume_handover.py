@@ -331,13 +331,14 @@ def choose(to_place: list[dict[str, Any]], available: list[dict[str, Any]], take
 
 
 def pending_message(pending: list[dict[str, Any]], wait_timeout: int) -> str:
-    """The failure message naming the volumes left without a replacement."""
+    """The failure message naming the volumes left without a replacement (or not yet attached to it)."""
     listed = "; ".join(
-        f"{item['volume_id']} from {item['from_instance']} (group {item['group']}, zone {item['availability_zone']})"
+        f"{item['volume_id']} from {item['from_instance']} (group {item['group']}, zone {item['availability_zone']}"
+        + (f", attaching to {item['to_instance']})" if item.get("to_instance") else ")")
         for item in pending
     )
     return (
-        f"no replacement with nothing at the device was found within wait_timeout ({wait_timeout} s) for "
-        f"{len(pending)} volume(s): {listed}; they are detached and kept (DeleteOnTermination false, tag {FROM_TAG}), "
-        "a later run with the same instances attaches them"
+        f"{len(pending)} volume(s) not handed over within wait_timeout ({wait_timeout} s), no running replacement "
+        f"with nothing at the device being found: {listed}; they are kept (DeleteOnTermination false, tag {FROM_TAG}) "
+        "and a later run with the same instances attaches them"
     )

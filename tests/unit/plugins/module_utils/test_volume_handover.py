@@ -251,10 +251,9 @@ def test_choose_one_volume_per_replacement_in_the_same_group_and_zone():
 
 
 def test_pending_message_names_volumes_and_timeout():
-    message = vh.pending_message(
-        [{"volume_id": "vol-1", "from_instance": OLD, "group": "web", "availability_zone": "us-east-1a"}], 30
-    )
-    assert message.startswith(
-        "no replacement with nothing at the device was found within wait_timeout (30 s) for 1 volume(s)"
-    )
-    assert f"vol-1 from {OLD} (group web, zone us-east-1a)" in message
+    waiting = {"volume_id": "vol-1", "from_instance": OLD, "group": "web", "availability_zone": "us-east-1a"}
+    message = vh.pending_message([waiting], 30)
+    assert message.startswith("1 volume(s) not handed over within wait_timeout (30 s)")
+    assert f"vol-1 from {OLD} (group web, zone us-east-1a);" in message
+    attaching = vh.pending_message([{**waiting, "to_instance": NEW}], 30)
+    assert f"(group web, zone us-east-1a, attaching to {NEW});" in attaching
