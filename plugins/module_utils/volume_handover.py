@@ -158,7 +158,8 @@ def protect_plan(
     """Per retiring instance with a volume at its device: what to write so the volume outlives the instance.
 
     Returns (volumes, skipped); each volume carries ``set_delete_on_termination`` (the mapping still deletes
-    the volume on termination) and ``set_tag`` (the volume lacks ``spotmax:handover_from`` naming the instance).
+    the volume on termination), ``set_tag`` (the volume lacks ``spotmax:handover_from`` naming the instance)
+    and ``tag_before`` (that tag's value now, None without it).
     """
     planned: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
@@ -175,7 +176,7 @@ def protect_plan(
         ebs = mapping["Ebs"]
         volume_id = str(ebs["VolumeId"])
         deletes = bool(ebs.get("DeleteOnTermination", False))
-        untagged = _tag(volumes.get(volume_id), FROM_TAG) != instance_id
+        tagged = _tag(volumes.get(volume_id), FROM_TAG)
         planned.append(
             {
                 "volume_id": volume_id,
@@ -184,9 +185,10 @@ def protect_plan(
                 "group": entry["group"],
                 "availability_zone": entry["availability_zone"],
                 "device_name": str(mapping["DeviceName"]),
-                "state": "protected" if deletes or untagged else "unchanged",
+                "state": "protected" if deletes or tagged != instance_id else "unchanged",
                 "set_delete_on_termination": deletes,
-                "set_tag": untagged,
+                "set_tag": tagged != instance_id,
+                "tag_before": tagged,
             }
         )
     return planned, skipped

@@ -264,11 +264,11 @@ def protect(module, ec2, resolved, described):
         "after": {item["volume_id"]: {"delete_on_termination": False} for item in planned},
     }
     for item in planned:
-        diff["before"][item["volume_id"]]["handover_from"] = None if item["set_tag"] else item["from_instance"]
+        diff["before"][item["volume_id"]]["handover_from"] = item["tag_before"]
         diff["after"][item["volume_id"]]["handover_from"] = item["from_instance"]
     changed = any(item["state"] == "protected" for item in planned)
     for item in planned:
-        del item["set_delete_on_termination"], item["set_tag"]
+        del item["set_delete_on_termination"], item["set_tag"], item["tag_before"]
     return planned, skipped, diff, changed
 
 

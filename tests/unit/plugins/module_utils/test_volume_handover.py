@@ -144,16 +144,19 @@ def test_resolve_skips_groups_that_keep_no_volume():
 
 def test_protect_writes_only_what_is_missing():
     instances = {OLD: ec2_instance(OLD, devices=["/dev/sdf"]), OLD2: ec2_instance(OLD2, devices=["/dev/xvdf"])}
-    instances[OLD2]["BlockDeviceMappings"][1]["Ebs"]["DeleteOnTermination"] = False
-    volumes = {"vol-f": {"VolumeId": "vol-f", "Tags": [{"Key": vh.FROM_TAG, "Value": OLD}]}}
+    instances[OLD2]["BlockDeviceMappings"][1]["Ebs"].update(DeleteOnTermination=False, VolumeId="vol-f2")
+    volumes = {
+        "vol-f": {"VolumeId": "vol-f", "Tags": [{"Key": vh.FROM_TAG, "Value": OLD}]},
+        "vol-f2": {"VolumeId": "vol-f2", "Tags": [{"Key": vh.FROM_TAG, "Value": NEW}]},
+    }
     planned, skipped = vh.protect_plan([retiring(OLD), retiring(OLD2)], instances, volumes)
     assert skipped == []
     assert [
-        (p["from_instance"], p["device_name"], p["set_delete_on_termination"], p["set_tag"], p["state"])
+        (p["volume_id"], p["device_name"], p["set_delete_on_termination"], p["set_tag"], p["tag_before"], p["state"])
         for p in planned
     ] == [
-        (OLD, "/dev/sdf", True, False, "protected"),
-        (OLD2, "/dev/xvdf", False, True, "protected"),
+        ("vol-f", "/dev/sdf", True, False, OLD, "protected"),
+        ("vol-f2", "/dev/xvdf", False, True, NEW, "protected"),
     ]
     instances[OLD]["BlockDeviceMappings"][1]["Ebs"]["DeleteOnTermination"] = False
     again, _skipped = vh.protect_plan([retiring(OLD)], instances, volumes)
