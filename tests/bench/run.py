@@ -26,39 +26,13 @@ from typing import Any
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-from harness import BASELINE_RULEBOOK, BIN, Pipeline, run_once
+from harness import BASELINE_RULEBOOK, Pipeline, run_once
 from report import plot, ratios
+
+from spotmax_world.pipeline import install_collection
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SPOTMAX_RULEBOOK = "spotmax.maxgroup.handle_interruptions"
-
-
-def install_collection(target: pathlib.Path) -> pathlib.Path:
-    """Build the tarball from this checkout and install it (no dependencies: they come with `ansible`)."""
-    dist = target / "dist"
-    subprocess.run(
-        [str(BIN / "ansible-galaxy"), "collection", "build", "--force", "--output-path", str(dist), str(ROOT)],
-        check=True,
-        capture_output=True,
-    )
-    collections = target / "collections"
-    tarball = next(dist.glob("spotmax-maxgroup-*.tar.gz"))
-    subprocess.run(
-        [
-            str(BIN / "ansible-galaxy"),
-            "collection",
-            "install",
-            "--force",
-            "--offline",
-            "--no-deps",
-            "-p",
-            str(collections),
-            str(tarball),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return collections
 
 
 def child(args: argparse.Namespace) -> int:
@@ -141,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = out / "work"
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir()
-    collections = install_collection(workdir)
+    collections = install_collection(ROOT, workdir)
     for size in sizes:
         runs.append(run_child(spotmax, size, workdir, collections))
         if not args.skip_baseline and size <= args.baseline_max_size:

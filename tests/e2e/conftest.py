@@ -10,45 +10,29 @@ import sys
 import boto3
 import pytest
 
+from spotmax_world.pipeline import install_collection
 from spotmax_world.world import World
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = pathlib.Path(sys.executable).parent
 
 
+@pytest.fixture(name="collection_build", scope="session")
+def collection_build_fixture(tmp_path_factory):
+    """The collection as ansible-galaxy builds it from this checkout (dist/), installed (collections/)."""
+    workdir = tmp_path_factory.mktemp("collection")
+    install_collection(ROOT, workdir)
+    return workdir
+
+
 @pytest.fixture(name="tarball", scope="session")
-def tarball_fixture(tmp_path_factory):
-    """The collection as ansible-galaxy builds it from this checkout."""
-    out = tmp_path_factory.mktemp("dist")
-    subprocess.run(
-        [str(BIN / "ansible-galaxy"), "collection", "build", "--output-path", str(out), str(ROOT)],
-        check=True,
-        capture_output=True,
-    )
-    return next(out.glob("spotmax-maxgroup-*.tar.gz"))
+def tarball_fixture(collection_build):
+    return next((collection_build / "dist").glob("spotmax-maxgroup-*.tar.gz"))
 
 
 @pytest.fixture(name="collections_path", scope="session")
-def collections_path_fixture(tarball, tmp_path_factory):
-    """Where the built tarball is installed (dependencies come from the `ansible` package)."""
-    target = tmp_path_factory.mktemp("collections")
-    subprocess.run(
-        [
-            str(BIN / "ansible-galaxy"),
-            "collection",
-            "install",
-            # --force: a copy already on ANSIBLE_COLLECTIONS_PATH (make install) would be kept otherwise.
-            "--force",
-            "--offline",
-            "--no-deps",
-            "-p",
-            str(target),
-            str(tarball),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return target
+def collections_path_fixture(collection_build):
+    return collection_build / "collections"
 
 
 @pytest.fixture(name="world")

@@ -21,38 +21,33 @@ from spotmax_world.pipeline import Rulebook, rulebook_variables
 HANDLED_TAG = "spotmax:interruption_handled"
 TAINT = "spotmax.io/interruption"
 
-SPOT_WARNING = {
-    "version": "0",
-    "id": "3a6c3a4e-0000-4000-8000-000000000001",
-    "detail-type": "EC2 Spot Instance Interruption Warning",
-    "source": "aws.ec2",
-    "account": "123456789012",
-    "time": "2026-11-22T10:00:00Z",
-    "region": "us-east-1",
-    "resources": [],
-    "detail": {"instance-id": "", "instance-action": "terminate"},
-}
-STATE_CHANGE = {
-    "version": "0",
-    "id": "3a6c3a4e-0000-4000-8000-000000000002",
-    "detail-type": "EC2 Instance State-change Notification",
-    "source": "aws.ec2",
-    "account": "123456789012",
-    "time": "2026-11-22T10:00:00Z",
-    "region": "us-east-1",
-    "resources": [],
-    "detail": {"instance-id": "", "state": "terminated"},
-}
-HEALTH = {
-    "version": "0",
-    "id": "3a6c3a4e-0000-4000-8000-000000000003",
-    "detail-type": "AWS Health Event",
-    "source": "aws.health",
-    "account": "123456789012",
-    "time": "2026-11-22T10:00:00Z",
-    "region": "us-east-1",
-    "resources": [],
-    "detail": {
+
+def eventbridge(number, detail_type, source, detail):
+    """An EventBridge envelope as the interruption queue receives it."""
+    return {
+        "version": "0",
+        "id": f"3a6c3a4e-0000-4000-8000-{number:012d}",
+        "detail-type": detail_type,
+        "source": source,
+        "account": "123456789012",
+        "time": "2026-11-22T10:00:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": detail,
+    }
+
+
+SPOT_WARNING = eventbridge(
+    1, "EC2 Spot Instance Interruption Warning", "aws.ec2", {"instance-id": "", "instance-action": "terminate"}
+)
+STATE_CHANGE = eventbridge(
+    2, "EC2 Instance State-change Notification", "aws.ec2", {"instance-id": "", "state": "terminated"}
+)
+HEALTH = eventbridge(
+    3,
+    "AWS Health Event",
+    "aws.health",
+    {
         "eventArn": "arn:aws:health:us-east-1::event/EC2/AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED/1",
         "service": "EC2",
         "eventTypeCode": "AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED",
@@ -60,7 +55,7 @@ HEALTH = {
         "startTime": "Sun, 22 Nov 2026 12:00:00 GMT",
         "affectedEntities": [],
     },
-}
+)
 
 
 # Short batches and deadlines keep the tests quick; each test may override them.

@@ -1,5 +1,7 @@
 """The interruption pipeline against a running :class:`~spotmax_world.world.World`: the benchmark, e2e tests and demo.
 
+* :func:`install_collection`: the collection as ansible-galaxy builds it from a checkout, installed
+  into a collections path of its own.
 * :func:`rulebook_variables`: the rulebook's ``interruption_*`` variables for a seeded
   :class:`~spotmax_world.fleet.Fleet`.
 * :class:`Rulebook`: ``ansible-rulebook -r <rulebook> -i inventory.yml --vars vars.json`` in its own
@@ -40,6 +42,26 @@ MILESTONES = ("cordoned", "drained", "deregistered", "replaced", "acked")
 POLL = 0.1
 READY_TIMEOUT = 180.0
 BIN = pathlib.Path(sys.executable).parent
+
+
+def install_collection(source: pathlib.Path | str, workdir: pathlib.Path | str) -> pathlib.Path:
+    """Build the collection at ``source`` into ``workdir/dist``, install it into ``workdir/collections``
+    (no dependencies: they come with the ``ansible`` package) and return that collections path."""
+    dist, collections = pathlib.Path(workdir) / "dist", pathlib.Path(workdir) / "collections"
+    galaxy = str(BIN / "ansible-galaxy")
+    subprocess.run(
+        [galaxy, "collection", "build", "--force", "--output-path", str(dist), str(source)],
+        check=True,
+        capture_output=True,
+    )
+    tarball = next(dist.glob("spotmax-maxgroup-*.tar.gz"))
+    # --force: a copy already on ANSIBLE_COLLECTIONS_PATH (make install) would be kept otherwise.
+    subprocess.run(
+        [galaxy, "collection", "install", "--force", "--offline", "--no-deps", "-p", str(collections), str(tarball)],
+        check=True,
+        capture_output=True,
+    )
+    return collections
 
 
 class RulebookError(RuntimeError):
