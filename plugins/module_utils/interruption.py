@@ -124,14 +124,20 @@ def instances_to_read(events: list[Any]) -> list[str]:
 
 
 def group_of(event: dict[str, Any], instance: dict[str, Any] | None) -> str | None:
-    """The event's Auto Scaling group: named by the event (lifecycle actions), else by the instance's tag."""
+    """The event's Auto Scaling group: named by the event (lifecycle actions), else by the instance's tags.
+
+    An instance detached from its group (by a run that stopped before marking it handled) has lost
+    ``aws:autoscaling:groupName`` but keeps ``spotmax:group``: the group it came from, so a later run
+    finishes the drain and deregistration (its replacement is then a no-op).
+    """
     lifecycle = event.get("lifecycle") or {}
     named = event.get("group") or lifecycle.get("group")
     if named:
         return str(named)
     if instance is None:
         return None
-    found = tag_map(instance.get("Tags")).get(GROUP_TAG)
+    tags = tag_map(instance.get("Tags"))
+    found = tags.get(GROUP_TAG) or tags.get(MEMBERSHIP_KEY)
     return str(found) if found else None
 
 
@@ -300,7 +306,7 @@ def _decide(
         return "skip", _skip(event, f"already handled: {HANDLED_KEY} lists {kind}")
     group = group_of(event, instance)
     if group is None:
-        return "skip", _skip(event, f"in no Auto Scaling group (no {GROUP_TAG} tag)")
+        return "skip", _skip(event, f"in no Auto Scaling group (no {GROUP_TAG} tag, empty {MEMBERSHIP_KEY})")
     if group not in settings:
         return "skip", _skip(event, f"group {group!r} does not exist")
     found, problem = settings[group]

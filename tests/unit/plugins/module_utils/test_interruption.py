@@ -47,10 +47,10 @@ def lifecycle_event(instance_id, handle="rh-l", group="web", hook="drain", token
     )
 
 
-def instance(instance_id, group="web", managed=True, handled=None, ip="10.0.0.1", state="running"):
+def instance(instance_id, group="web", managed=True, handled=None, ip="10.0.0.1", state="running", member_of=None):
     tags = [{"Key": "aws:autoscaling:groupName", "Value": group}] if group else []
     if managed:
-        tags.append({"Key": "spotmax:group", "Value": group or "x"})
+        tags.append({"Key": "spotmax:group", "Value": group or member_of or ""})
     if handled is not None:
         tags.append({"Key": "spotmax:interruption_handled", "Value": handled})
     found = {
@@ -272,10 +272,24 @@ def test_skips_unknown_unmanaged_handled_and_groupless_instances():
         (I1, "unknown to EC2 (gone or never existed)"),
         (I2, "not managed: the instance has no spotmax:group tag"),
         (I3, "already handled: spotmax:interruption_handled lists spot_interruption"),
-        (I4, "in no Auto Scaling group (no aws:autoscaling:groupName tag)"),
+        (I4, "in no Auto Scaling group (no aws:autoscaling:groupName tag, empty spotmax:group)"),
     ]
     assert result["instances"] == []
     assert result["receipt_handles"] == ["rh-1", "rh-2", "rh-3", "rh-4"]
+
+
+def test_detached_instance_acts_for_the_group_named_by_its_membership_tag():
+    # A run that detached the instance and stopped before tagging it: the next run finishes the work.
+    result = plan([event("spot_interruption", I1)], [instance(I1, group=None, member_of="web")], [full_group()])
+    assert result["skipped"] == []
+    assert [(entry["instance_id"], entry["group"]) for entry in result["instances"]] == [(I1, "web")]
+    assert result["replace"] == [I1]
+    assert result["handled_tags"] == {I1: "spot_interruption"}
+
+
+def test_detached_instance_of_a_deleted_group_is_skipped():
+    result = plan([event("spot_interruption", I1)], [instance(I1, group=None, member_of="gone")], [full_group()])
+    assert result["skipped"][0]["reason"] == "group 'gone' does not exist"
 
 
 def test_missing_group_is_skipped():
