@@ -59,9 +59,7 @@ def _is_int(value: Any) -> bool:
 def _ebs(field: str, ebs: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(ebs) - set(EBS_FIELDS))
     if unknown:
-        raise LaunchTemplateError(
-            f"{field}.{unknown[0]}: is not an option of ebs; use {', '.join(sorted(EBS_FIELDS))}"
-        )
+        raise LaunchTemplateError(f"{field}.{unknown[0]}: is not an option of ebs; use {', '.join(sorted(EBS_FIELDS))}")
     result: dict[str, Any] = {}
     for key, value in ebs.items():
         if value is None:
@@ -71,7 +69,9 @@ def _ebs(field: str, ebs: dict[str, Any]) -> dict[str, Any]:
         if key in EBS_BOOLS and not isinstance(value, bool):
             raise LaunchTemplateError(f"{field}.{key}: {value!r} is not allowed; use true or false")
         if key == "volume_type" and value not in VOLUME_TYPES:
-            raise LaunchTemplateError(f"{field}.volume_type: {value!r} is not allowed; use one of {', '.join(VOLUME_TYPES)}")
+            raise LaunchTemplateError(
+                f"{field}.volume_type: {value!r} is not allowed; use one of {', '.join(VOLUME_TYPES)}"
+            )
         result[EBS_FIELDS[key]] = value
     return result
 
@@ -92,11 +92,15 @@ def block_device_mappings(mappings: list[dict[str, Any]]) -> list[dict[str, Any]
             )
         device = mapping.get("device_name")
         if not device:
-            raise LaunchTemplateError(f"{field}.device_name: {device!r} is not allowed; use a device name such as /dev/xvda")
+            raise LaunchTemplateError(
+                f"{field}.device_name: {device!r} is not allowed; use a device name such as /dev/xvda"
+            )
         if device in seen:
             raise LaunchTemplateError(f"{field}.device_name: {device!r} is mapped twice; map each device once")
         seen.add(device)
-        item = {MAPPING_FIELDS[key]: value for key, value in mapping.items() if key in MAPPING_FIELDS and value is not None}
+        item = {
+            MAPPING_FIELDS[key]: value for key, value in mapping.items() if key in MAPPING_FIELDS and value is not None
+        }
         ebs = _ebs(f"{field}.ebs", mapping.get("ebs") or {})
         if ebs:
             item["Ebs"] = ebs
@@ -112,7 +116,9 @@ def check_user_data(user_data: str) -> None:
             "user_data: the value is not valid base64; encode the script first (for example with the b64encode filter)"
         ) from None
     if len(decoded) > USER_DATA_LIMIT:
-        raise LaunchTemplateError(f"user_data: {len(decoded)} bytes is not allowed; use at most {USER_DATA_LIMIT} bytes")
+        raise LaunchTemplateError(
+            f"user_data: {len(decoded)} bytes is not allowed; use at most {USER_DATA_LIMIT} bytes"
+        )
 
 
 def instance_profile(name_or_arn: str) -> dict[str, str]:
@@ -163,7 +169,8 @@ def wanted_data(
         for group_id in security_group_ids:
             if not SECURITY_GROUP_ID.match(group_id or ""):
                 raise LaunchTemplateError(
-                    f"security_group_ids: {group_id!r} is not allowed; use security group IDs such as sg-0123456789abcdef0"
+                    f"security_group_ids: {group_id!r} is not allowed; "
+                    "use security group IDs such as sg-0123456789abcdef0"
                 )
         data["SecurityGroupIds"] = sorted(set(security_group_ids))
     if iam_instance_profile:

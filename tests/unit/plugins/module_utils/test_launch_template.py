@@ -89,7 +89,10 @@ def test_instance_profile_arn_is_kept_as_arn():
             r"block_device_mappings\[0\].volume: is not an option of a block device mapping",
         ),
         ({"security_group_ids": ["default"]}, "security_group_ids: 'default' is not allowed"),
-        ({"iam_instance_profile": "arn:aws:iam::1:role/x"}, "iam_instance_profile: 'arn:aws:iam::1:role/x' is not allowed"),
+        (
+            {"iam_instance_profile": "arn:aws:iam::1:role/x"},
+            "iam_instance_profile: 'arn:aws:iam::1:role/x' is not allowed",
+        ),
         ({"iam_instance_profile": "/path/name"}, "iam_instance_profile: '/path/name' is not allowed"),
     ],
 )

@@ -171,7 +171,11 @@ def test_hibernation_without_encrypted_root_warns(aws, run, image):
 def test_aws_error_is_surfaced(run):
     # Nothing listens on the discard port: the connection error must reach the user, not pass as "unchanged".
     result = run(
-        {"image_id": "ami-12345678", "endpoint_url": "http://127.0.0.1:9", "aws_config": {"retries": {"max_attempts": 1}}}
+        {
+            "image_id": "ami-12345678",
+            "endpoint_url": "http://127.0.0.1:9",
+            "aws_config": {"retries": {"max_attempts": 1}},
+        }
     )
     assert result["failed"] is True
     assert result["msg"].startswith("Failed to manage launch template 'web-standby'")
