@@ -57,15 +57,15 @@ def aws_fixture(world):
     return client
 
 
-def run_playbook(world, collections_path, playbook, *args, cwd=ROOT / "demo"):
+def run_playbook(world, collections_path, playbook, *args, cwd=ROOT / "demo", timeout=300, env=None):
     """Run ansible-playbook against the world with the installed tarball."""
-    env = {**os.environ, **world.environment(), "ANSIBLE_COLLECTIONS_PATH": str(collections_path)}
+    env = {**os.environ, **world.environment(), "ANSIBLE_COLLECTIONS_PATH": str(collections_path), **(env or {})}
     return subprocess.run(
         [str(BIN / "ansible-playbook"), str(playbook), *args],
         cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         check=False,
     )
