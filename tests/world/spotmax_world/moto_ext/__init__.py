@@ -11,7 +11,7 @@
   ``create_lifecycle_hook``, ``delete_lifecycle_hook`` (wrapped), ``put/describe/delete_warm_pool``.
 - ``moto.autoscaling.responses.AutoScalingResponse``: the methods of
   ``autoscaling_api.ResponseExtensions`` (new actions and ones whose parameters moto drops);
-  ``update_auto_scaling_group`` (wrapped: stores ``CapacityRebalance``, see ``capacity_rebalance``).
+  ``update_auto_scaling_group`` (wrapped by ``capacity_rebalance``: stores ``CapacityRebalance``).
 - ``moto.ec2.models.instances.InstanceBackend.run_instances`` (wrapped: Spot market, capacity faults,
   Spot instance requests); ``moto.ec2.utils.filter_dict_attribute_mapping`` (``instance-lifecycle``).
 - ``moto.ec2.models.instances.InstanceBackend``: ``get_instance``, ``get_instance_by_id``,
