@@ -136,6 +136,19 @@ def detach_instances(client: Any, by_group: dict[str, list[str]], decrement: boo
     run_concurrently(detach, detach_calls(by_group), concurrency)
 
 
+def update_groups(client: Any, requests: list[dict[str, Any]], concurrency: int) -> None:
+    """One UpdateAutoScalingGroup call per request, up to ``concurrency`` at a time.
+
+    As with :func:`detach_instances`, the client's retry decorator should also retry ``ResourceContention``
+    (another update of the same group still pending).
+    """
+
+    def update(request: dict[str, Any]) -> None:
+        client.update_auto_scaling_group(aws_retry=True, **request)
+
+    run_concurrently(update, requests, concurrency)
+
+
 def tag_batches(tags: list[dict[str, Any]], size: int = TAG_WRITE_BATCH) -> list[list[dict[str, Any]]]:
     """Split API tags into calls of at most ``size`` tags, keeping each group's tags in one call."""
     by_group: dict[str, list[dict[str, Any]]] = {}

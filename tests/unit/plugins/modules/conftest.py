@@ -7,12 +7,20 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import pathlib
 
 import boto3
 import pytest
 from ansible.module_utils.testing import patch_module_args
 from moto import mock_aws
+
+# The world's moto extension for CapacityRebalance, loaded alone: the rest of the world (test support outside
+# the collection's plugins) needs packages the unit test environment does not have.
+WORLD_CAPACITY_REBALANCE = (
+    pathlib.Path(__file__).resolve().parents[3] / "world" / "spotmax_world" / "moto_ext" / "capacity_rebalance.py"
+)
 
 REGION = "us-east-1"
 CONNECTION = {"region": REGION, "access_key": "testing", "secret_key": "testing"}
@@ -26,6 +34,16 @@ def aws_fixture(monkeypatch):
             "autoscaling": boto3.client("autoscaling", region_name=REGION),
             "ec2": boto3.client("ec2", region_name=REGION),
         }
+
+
+@pytest.fixture(name="capacity_rebalance_aws")
+def capacity_rebalance_aws_fixture(aws):
+    """``aws`` whose UpdateAutoScalingGroup stores CapacityRebalance, as AWS does (moto alone drops it)."""
+    spec = importlib.util.spec_from_file_location("spotmax_world_capacity_rebalance", WORLD_CAPACITY_REBALANCE)
+    extension = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(extension)
+    extension.install()
+    return aws
 
 
 @pytest.fixture(name="run_module")

@@ -10,7 +10,8 @@
   ``delete_auto_scaling_group`` (wrapped), ``terminate_instance``, ``notify_terminate_instances``,
   ``create_lifecycle_hook``, ``delete_lifecycle_hook`` (wrapped), ``put/describe/delete_warm_pool``.
 - ``moto.autoscaling.responses.AutoScalingResponse``: the methods of
-  ``autoscaling_api.ResponseExtensions`` (new actions and ones whose parameters moto drops).
+  ``autoscaling_api.ResponseExtensions`` (new actions and ones whose parameters moto drops);
+  ``update_auto_scaling_group`` (wrapped by ``capacity_rebalance``: stores ``CapacityRebalance``).
 - ``moto.ec2.models.instances.InstanceBackend.run_instances`` (wrapped: Spot market, capacity faults,
   Spot instance requests); ``moto.ec2.utils.filter_dict_attribute_mapping`` (``instance-lifecycle``).
 - ``moto.ec2.models.instances.InstanceBackend``: ``get_instance``, ``get_instance_by_id``,
@@ -40,7 +41,7 @@ import moto.autoscaling.models as autoscaling_models
 import moto.ec2.models.instances as ec2_instances
 from moto import settings
 
-from . import autoscaling_api, ec2_filters, eks, events, launch, launch_templates, lookups, sqs
+from . import autoscaling_api, capacity_rebalance, ec2_filters, eks, events, launch, launch_templates, lookups, sqs
 from ._patch import original, patch
 from .runtime import RUNTIME
 from .ticker import Ticker, tick
@@ -68,5 +69,6 @@ def apply() -> None:
     ec2_filters.install()
     launch_templates.install()
     autoscaling_api.install()
+    capacity_rebalance.install()
     eks.install()
     sqs.install()
