@@ -22,6 +22,7 @@ from ansible_collections.spotmax.maxgroup.plugins.module_utils.group_tags import
     group_settings_or_error,
     tag_map,
 )
+from ansible_collections.spotmax.maxgroup.plugins.module_utils.volume_handover import DEVICE_TAG, device_error
 
 KINDS = ("spot_interruption", "rebalance", "lifecycle_terminate", "state_change", "scheduled_change")
 # Kinds that act only when the group opts in with spotmax:is_to_handle_rebalance_event.
@@ -35,7 +36,10 @@ RUNNING_STATES = ("pending", "running")
 GONE_STATES = ("stopping", "stopped", "shutting-down", "terminated")
 ID_FORMAT = "i- and 8 to 17 hex digits"
 INSTANCE_ID = re.compile(r"^i-[0-9a-f]{8,17}$")
-ACTIONS = ("cordon", "replace", "drain", "deregister", "retire", "cleanup", "complete_lifecycle")
+ACTIONS = ("cordon", "replace", "drain", "deregister", "handover", "retire", "cleanup", "complete_lifecycle")
+# Kinds whose instance this pipeline replaces: a group's kept volume (spotmax:persistence_dev) moves to the
+# replacement. Lifecycle actions (a scale-in has no replacement) and state changes are left alone.
+HANDOVER_KINDS = ("spot_interruption", *OPT_IN_KINDS)
 LIFECYCLE_FIELDS = ("hook_name", "token", "group")
 
 
@@ -183,6 +187,8 @@ def actions_for(event: dict[str, Any], settings: dict[str, Any]) -> list[str]:
         wanted = ["drain", "deregister", "complete_lifecycle"]
     else:  # state_change to a gone state
         wanted = ["cleanup", "deregister"]
+    if kind in HANDOVER_KINDS and settings.get("persistence_dev"):
+        wanted.append("handover")
     kubernetes = bool(settings.get("k8s_config_file_path") or settings.get("eks_cluster_name"))
     consul = settings.get("consul_port") is not None
     dropped: set[str] = set()
@@ -271,6 +277,15 @@ def plan(
         "consul": _consul(entries),
         "replace": [entry["instance_id"] for entry in entries if "replace" in entry["actions"]],
         "retire": [entry["instance_id"] for entry in entries if "retire" in entry["actions"]],
+        "handover": [
+            {
+                "instance_id": entry["instance_id"],
+                "group": entry["group"],
+                "device_name": entry["settings"]["persistence_dev"],
+            }
+            for entry in entries
+            if "handover" in entry["actions"]
+        ],
         "lifecycle": [entry["lifecycle"] for entry in entries if entry["lifecycle"] is not None],
         "receipt_handles": list(dict.fromkeys(acknowledge)),
         "held": [handle for handle in handles if handle in held],
@@ -314,6 +329,11 @@ def _decide(
         return "error", _error(event, group, str(problem))
     if kind in OPT_IN_KINDS and not found["is_to_handle_rebalance_event"]:
         return "skip", _skip(event, f"group {group!r} does not opt in: spotmax:is_to_handle_rebalance_event is false")
+    actions = actions_for(event, found)
+    if "handover" in actions and (
+        problem := device_error(f"group {group!r} tag {DEVICE_TAG}", found["persistence_dev"])
+    ):
+        return "error", _error(event, group, problem)
     hook = None
     if kind == "lifecycle_terminate":
         hook = hook_by_name.get((event["lifecycle"]["group"], event["lifecycle"]["hook_name"]))
@@ -324,7 +344,7 @@ def _decide(
         "instance": instance,
         "handled": handled,
         "state": state,
-        "actions": actions_for(event, found),
+        "actions": actions,
         "deadline": _event_deadline(event, hook),
         "hook": hook,
     }
@@ -377,6 +397,7 @@ def _public(entry: dict[str, Any]) -> dict[str, Any]:
         "availability_zone": entry["availability_zone"],
         "actions": list(entry["actions"]),
         "deadline": iso(entry["deadline"]),
+        "persistence_dev": entry["settings"]["persistence_dev"],
     }
 
 

@@ -32,6 +32,11 @@ description:
     Consul catalog (the agent is gone)."
   - cordon, drain and cleanup are planned only for groups with C(spotmax:k8s_config_file_path) or
     C(spotmax:eks_cluster_name); deregister only for groups with C(spotmax:consul_port) and instances with a private IP.
+  - handover (move the group's kept EBS volume to the replacement, M(spotmax.maxgroup.ec2_volume_handover)) is
+    planned for C(spot_interruption), C(rebalance) and C(scheduled_change) events of groups with a
+    C(spotmax:persistence_dev) tag; it comes after deregister and before retire. A tag value that is not a device
+    C(/dev/sd[f-p]) or C(/dev/xvd[f-p]) makes such an event an error. C(lifecycle_terminate) (a scale-in has no
+    replacement) and C(state_change) events hand nothing over.
   - Several events for one instance are merged into one entry (the union of their actions).
 author:
   - spotmax.maxgroup maintainers (@spotmax)
@@ -134,8 +139,8 @@ plan:
           sample: us-east-1a
         actions:
           description:
-            - What to do, in this order of C(cordon), C(replace), C(drain), C(deregister), C(retire), C(cleanup),
-              C(complete_lifecycle).
+            - What to do, in this order of C(cordon), C(replace), C(drain), C(deregister), C(handover), C(retire),
+              C(cleanup), C(complete_lifecycle).
           type: list
           elements: str
           sample: [cordon, replace, drain, deregister]
@@ -145,6 +150,10 @@ plan:
               the event time plus the hook's heartbeat timeout. Null when unknown.
           type: str
           sample: "2026-11-21T14:07:06Z"
+        persistence_dev:
+          description: The group's C(spotmax:persistence_dev) device (its kept data volume), or null.
+          type: str
+          sample: /dev/sdf
     skipped:
       description: Events acknowledged without action, with the reason.
       type: list
@@ -257,6 +266,13 @@ plan:
       type: list
       elements: str
       sample: []
+    handover:
+      description:
+        - Instances whose kept volume moves to their replacement, with their group and device
+          (O(spotmax.maxgroup.ec2_volume_handover#module:instances)).
+      type: list
+      elements: dict
+      sample: [{"instance_id": "i-0123456789abcdef0", "group": "web-spot", "device_name": "/dev/sdf"}]
     lifecycle:
       description:
         - Lifecycle actions to complete (O(spotmax.maxgroup.asg_lifecycle_action#module:actions)), with the hook's

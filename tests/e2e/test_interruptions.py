@@ -269,3 +269,89 @@ def test_rulebook_killed_mid_storm_restarts_and_replaces_each_instance_once(
     assert group["DesiredCapacity"] == 12
     standby = group_of(autoscaling, fleet.standby_group)
     assert standby["DesiredCapacity"] == 12, "the standby group was scaled out once per instance, not twice"
+
+
+def volume(ec2, volume_id):
+    """The volume, or None once it is deleted."""
+    found = ec2.describe_volumes(Filters=[{"Name": "volume-id", "Values": [volume_id]}])["Volumes"]
+    return found[0] if found else None
+
+
+def data_mapping(ec2, instance_id, device="/dev/sdf"):
+    """The instance's mapping at ``device`` (volume and DeleteOnTermination), None without one."""
+    instance = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+    for mapping in instance.get("BlockDeviceMappings", []):
+        if mapping["DeviceName"] == device:
+            return {key: mapping["Ebs"][key] for key in ("VolumeId", "DeleteOnTermination")}
+    return None
+
+
+def attachments(found):
+    return [(a["InstanceId"], a["Device"], a["State"]) for a in (found or {}).get("Attachments", [])]
+
+
+def reclaimed(ec2, instance_id):
+    found = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+    return found["State"]["Name"] == "terminated"
+
+
+@pytest.mark.parametrize("reclaim", ["mid_drain", "after_the_run"])
+def test_spot_interruption_hands_the_kept_volume_over_to_the_replacement(
+    world, aws, collections_path, tmp_path, rulebooks, reclaim
+):
+    """EC2 reclaims the instance while it drains (the volume is found again by its tag) or after the run
+    (the volume is detached from the running instance)."""
+    # Three instances, one per zone, each with a data volume at /dev/sdf deleted on termination; the launch
+    # template maps nothing there. The drain waits 10 s first, so the instance can be reclaimed mid-handling.
+    fleet = seed_fleet(world, 3, name=f"data-{reclaim}".replace("_", "-"), delays=10, persistence_dev="/dev/sdf")
+    sqs, ec2, autoscaling = aws("sqs"), aws("ec2"), aws("autoscaling")
+    victim, *others = fleet.instances
+    kept = fleet.data_volumes[victim.instance_id]
+    assert attachments(volume(ec2, kept)) == [(victim.instance_id, "/dev/sdf", "attached")]
+    assert data_mapping(ec2, victim.instance_id) == {"VolumeId": kept, "DeleteOnTermination": True}
+    rulebook = interruption_rulebook(world, collections_path, tmp_path, fleet).start()
+    rulebooks.append(rulebook)
+
+    notice_seconds = 600
+    assert world.aws.interrupt([victim.instance_id], notice_seconds=notice_seconds)["interrupted"] == [
+        victim.instance_id
+    ]
+    # The volume is protected right after the plan, while still attached to the interrupted instance (the drain
+    # waits 10 s before it starts, the handover comes after the drain).
+    wait_until(
+        "the kept volume outlives its instance while still attached to it",
+        lambda: data_mapping(ec2, victim.instance_id) == {"VolumeId": kept, "DeleteOnTermination": False},
+        120,
+        rulebook,
+    )
+    if reclaim == "mid_drain":
+        # EC2 reclaims the instance now: the volume outlives it (DeleteOnTermination was turned off).
+        world.aws.advance_clock(notice_seconds)
+        wait_until("the interrupted instance is terminated", lambda: reclaimed(ec2, victim.instance_id), 30, rulebook)
+        assert volume(ec2, kept) is not None, "the kept volume was deleted with its instance"
+
+    wait_until("the notice is acknowledged", lambda: messages_left(sqs, fleet.queue_url) == 0, 180, rulebook)
+    assert_drained_and_deregistered(world, fleet, [victim.instance_id])
+    group = group_of(autoscaling, fleet.group)
+    members = {i["InstanceId"]: i["AvailabilityZone"] for i in group["Instances"]}
+    assert group["DesiredCapacity"] == 3 and len(members) == 3
+    assert victim.instance_id not in members
+    replacements = sorted(set(members) - set(fleet.instance_ids))
+    assert len(replacements) == 1, members
+    replacement = replacements[0]
+    assert members[replacement] == victim.zone, "the replacement landed in the interrupted instance's zone"
+
+    moved = volume(ec2, kept)
+    assert moved is not None, "the kept volume still exists"
+    assert moved["AvailabilityZone"] == victim.zone
+    assert attachments(moved) == [(replacement, "/dev/sdf", "attached")], moved
+    # The instances left alone keep their own volumes where they were.
+    for other in others:
+        assert attachments(volume(ec2, fleet.data_volumes[other.instance_id])) == [
+            (other.instance_id, "/dev/sdf", "attached")
+        ]
+    assert handled_tags(ec2, [victim.instance_id]) == {victim.instance_id: "spot_interruption"}
+    if reclaim == "after_the_run":
+        world.aws.advance_clock(notice_seconds)
+        wait_until("the interrupted instance is terminated", lambda: reclaimed(ec2, victim.instance_id), 30, rulebook)
+        assert attachments(volume(ec2, kept)) == [(replacement, "/dev/sdf", "attached")]

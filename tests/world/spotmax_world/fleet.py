@@ -8,6 +8,9 @@
   On-Demand standby group tagged ``spotmax:standby_for``; the interruption queue with a dead-letter
   queue (redrive policy) and one EventBridge rule per event kind the pipeline handles, each
   targeting the queue.
+* Optionally (``persistence_dev``) the group's ``spotmax:persistence_dev`` tag and, per instance, a data
+  volume attached at that device with ``DeleteOnTermination`` true (the launch template does not map
+  the device, so replacements launch without one and can receive the kept volume).
 * Kubernetes: per instance a node (named after its private DNS name, ``spec.providerID`` =
   ``aws:///<zone>/<instance-id>``) running ``pods_per_node`` pods owned by ReplicaSets ``app-0``,
   ``app-1``, ...; every third pod (by fleet-wide index) carries ``spotmax-world/guarded: "true"``
@@ -38,6 +41,7 @@ NAMESPACE = "default"
 GUARDED_LABEL = "spotmax-world/guarded"
 SERVICE_NAMES = ("web", "metrics", "cache", "queue", "search")
 DEFAULT_CONSUL_PORT = 8500
+DATA_VOLUME_GIB = 10
 MAX_RECEIVE_COUNT = 5
 
 # Event kind -> EventBridge pattern (the five kinds of docs/design/interruptions.md).
@@ -79,6 +83,7 @@ class Fleet:
     instances: tuple[FleetInstance, ...]
     pdbs: tuple[str, ...]
     consul_agent_addresses: dict[str, str] = field(default_factory=dict)
+    data_volumes: dict[str, str] = field(default_factory=dict)  # instance id -> volume at spotmax:persistence_dev
 
     @property
     def instance_ids(self) -> list[str]:
@@ -118,15 +123,23 @@ def seed_fleet(
     services_per_node: int = 2,
     delays: int = 0,
     extra_tags: dict[str, str] | None = None,
+    persistence_dev: str | None = None,
 ) -> Fleet:
-    """Create the fleet described in the module docstring; ``standby_size=None`` makes no standby group."""
+    """Create the fleet described in the module docstring; ``standby_size=None`` makes no standby group.
+
+    ``persistence_dev`` (e.g. ``/dev/sdf``) tags the group ``spotmax:persistence_dev`` and gives each
+    instance a data volume at that device.
+    """
     if size < 1:
         raise ValueError(f"size: {size} is not allowed; use 1 or more")
     if not 0 <= services_per_node <= len(SERVICE_NAMES):
         raise ValueError(f"services_per_node: {services_per_node} is not allowed; use 0 to {len(SERVICE_NAMES)}")
     if pods_per_node < 0:
         raise ValueError(f"pods_per_node: {pods_per_node} is not allowed; use 0 or more")
-    tags = group_tags(world, delays=delays, extra=extra_tags)
+    extra = dict(extra_tags or {})
+    if persistence_dev is not None:
+        extra["spotmax:persistence_dev"] = persistence_dev
+    tags = group_tags(world, delays=delays, extra=extra)
     queue_url, queue_arn, dlq_url = _queue(world, name)
     rules = _rules(world, name, queue_arn)
     template = f"{name}-lt"
@@ -136,6 +149,7 @@ def seed_fleet(
         standby = f"{name}-standby"
         _standby_group(world, standby, name, standby_size, size)
     described = _described_instances(world, name)
+    volumes = _data_volumes(world, described, persistence_dev) if persistence_dev is not None else {}
     pdbs = _kubernetes(world, described, pods_per_node)
     instances, addresses = _consul(world, described, pods_per_node, services_per_node)
     return Fleet(
@@ -150,6 +164,7 @@ def seed_fleet(
         instances=instances,
         pdbs=pdbs,
         consul_agent_addresses=addresses,
+        data_volumes=volumes,
     )
 
 
@@ -249,6 +264,23 @@ def _described_instances(world: World, group: str) -> list[dict[str, Any]]:
             for state in states
         ]
     return sorted(found, key=lambda i: str(i["InstanceId"]))
+
+
+def _data_volumes(world: World, described: list[dict[str, Any]], device: str) -> dict[str, str]:
+    """A volume per instance at ``device``, deleted with the instance unless the pipeline protects it."""
+    ec2 = world.aws.client("ec2")
+    volumes = {}
+    for instance in described:
+        instance_id = instance["InstanceId"]
+        volume = ec2.create_volume(
+            AvailabilityZone=instance["Placement"]["AvailabilityZone"], Size=DATA_VOLUME_GIB, VolumeType="gp3"
+        )["VolumeId"]
+        ec2.attach_volume(VolumeId=volume, InstanceId=instance_id, Device=device)
+        ec2.modify_instance_attribute(
+            InstanceId=instance_id, BlockDeviceMappings=[{"DeviceName": device, "Ebs": {"DeleteOnTermination": True}}]
+        )
+        volumes[instance_id] = str(volume)
+    return volumes
 
 
 # -- Kubernetes -----------------------------------------------------------------------------------

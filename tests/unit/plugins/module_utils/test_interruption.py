@@ -153,6 +153,7 @@ def test_spot_interruption_on_a_full_group():
             "availability_zone": "us-east-1a",
             "actions": ["cordon", "replace", "drain", "deregister"],
             "deadline": "2026-11-21T14:07:06Z",
+            "persistence_dev": None,
         }
     ]
     assert result["kubernetes"] == [
@@ -177,6 +178,7 @@ def test_spot_interruption_on_a_full_group():
     ]
     assert result["replace"] == [I1]
     assert result["retire"] == []
+    assert result["handover"] == []
     assert result["lifecycle"] == []
     assert result["receipt_handles"] == ["rh-1"]
     assert result["held"] == []
@@ -355,6 +357,57 @@ def test_events_for_one_instance_are_merged():
     assert result["groups"] == {"web": {"rebalance": 1, "spot_interruption": 1, "lifecycle_terminate": 1}}
     assert result["receipt_handles"] == ["rh-1", "rh-2", "rh-3", "rh-4"]
     assert len(result["kubernetes"]) == 1 and result["kubernetes"][0]["cordon"] == [I1]
+
+
+def test_replaced_instances_of_a_group_keeping_a_volume_hand_it_over():
+    keeping = full_group(**{"spotmax:persistence_dev": "/dev/sdf", "spotmax:is_to_handle_rebalance_event": "true"})
+    events = [
+        event("spot_interruption", I1, "rh-1"),
+        event("rebalance", I2, "rh-2"),
+        lifecycle_event(I3, "rh-3"),
+        event("state_change", I4, "rh-4", state="terminated"),
+    ]
+    instances = [instance(I1), instance(I2), instance(I3), instance(I4, state="terminated")]
+    result = plan(events, instances, [keeping], {"web": [{"LifecycleHookName": "drain", "HeartbeatTimeout": 60}]})
+    by_id = {entry["instance_id"]: entry for entry in result["instances"]}
+    assert by_id[I1]["actions"] == ["cordon", "replace", "drain", "deregister", "handover"]
+    assert by_id[I2]["actions"] == ["replace", "drain", "deregister", "handover", "retire"]
+    # A lifecycle action may be a scale-in (no replacement comes) and a state change has no replacement
+    # of ours: their volumes are left as the instance's mapping says.
+    assert "handover" not in by_id[I3]["actions"] and "handover" not in by_id[I4]["actions"]
+    assert {entry["persistence_dev"] for entry in result["instances"]} == {"/dev/sdf"}
+    assert result["handover"] == [
+        {"instance_id": I1, "group": "web", "device_name": "/dev/sdf"},
+        {"instance_id": I2, "group": "web", "device_name": "/dev/sdf"},
+    ]
+    assert result["errors"] == []
+
+
+def test_groups_without_a_kept_volume_hand_nothing_over():
+    result = plan([event("spot_interruption", I1)], [instance(I1)], [full_group()])
+    assert result["instances"][0]["persistence_dev"] is None
+    assert "handover" not in result["instances"][0]["actions"]
+    assert result["handover"] == []
+
+
+def test_a_kept_volume_device_that_is_not_allowed_holds_the_message():
+    broken = full_group(**{"spotmax:persistence_dev": "/dev/sda1"})
+    events = [event("spot_interruption", I1, "rh-1"), lifecycle_event(I2, "rh-2")]
+    result = plan(events, [instance(I1), instance(I2)], [broken])
+    assert result["errors"] == [
+        {
+            "instance_id": I1,
+            "kind": "spot_interruption",
+            "group": "web",
+            "message": "group 'web' tag spotmax:persistence_dev: '/dev/sda1' is not allowed; "
+            "use a device name /dev/sd[f-p] or /dev/xvd[f-p] (for example /dev/sdf)",
+        }
+    ]
+    assert result["held"] == ["rh-1"]
+    # The device matters only to a handover: the lifecycle action is handled as usual.
+    assert [entry["instance_id"] for entry in result["instances"]] == [I2]
+    assert result["receipt_handles"] == ["rh-2"]
+    assert result["handover"] == []
 
 
 def test_kubernetes_and_consul_entries_split_by_connection_and_timings():
