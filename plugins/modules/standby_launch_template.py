@@ -362,9 +362,9 @@ def main():
                 client.delete_launch_template(aws_retry=True, LaunchTemplateId=before["LaunchTemplateId"])
         if module.check_mode or not changed:
             after, after_data = before, before_data
-            if module.check_mode and present:
+            if module.check_mode and present and (before is None or lt.needs_new_version(before_data, wanted)):
                 after_data = wanted
-            elif module.check_mode:
+            elif module.check_mode and not present:
                 after, after_data = None, None
         else:
             after, after_data = read_template(client, name) if present else (None, None)

@@ -140,6 +140,9 @@ def test_check_mode_reports_change_without_writing(aws, run, image):
     assert template_of(aws) is None
 
     run({"image_id": image})
+    same = run({"image_id": image}, check_mode=True)
+    assert same["changed"] is False
+    assert same["launch_template_data"] == {"image_id": image, "hibernation_options": {"configured": True}}
     changed = run({"image_id": image, "instance_type": "m5.xlarge"}, check_mode=True)
     assert changed["changed"] is True
     assert changed["launch_template_data"]["instance_type"] == "m5.xlarge"
