@@ -57,9 +57,9 @@ def aws_fixture(world):
     return client
 
 
-def run_playbook(world, collections_path, playbook, *args, cwd=ROOT / "demo", timeout=300, env=None):
+def run_playbook(world, collections_path, playbook, *args, cwd=ROOT / "demo", timeout=300):
     """Run ansible-playbook against the world with the installed tarball."""
-    env = {**os.environ, **world.environment(), "ANSIBLE_COLLECTIONS_PATH": str(collections_path), **(env or {})}
+    env = {**os.environ, **world.environment(), "ANSIBLE_COLLECTIONS_PATH": str(collections_path)}
     return subprocess.run(
         [str(BIN / "ansible-playbook"), str(playbook), *args],
         cwd=cwd,

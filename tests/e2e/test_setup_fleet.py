@@ -17,7 +17,7 @@ WRITE_VERB = re.compile(
 CONTROLLER_ROLE = "arn:aws:iam::123456789012:role/setup-fleet-controller"
 
 
-def fleet_vars(image_id: str) -> dict:
+def fleet_vars(image_id: str, cache_dir: str) -> dict:
     """The seed's two node group shapes, 25 groups each, two of them with a standby group."""
     selectors = {
         "4vcpus-16gb": {"base_instance_type": "m5.xlarge"},
@@ -35,6 +35,7 @@ def fleet_vars(image_id: str) -> dict:
                     "burst_support": False,
                     "gpus_max": 0,
                     "deny_list": "^?[1-3].*\\..*",
+                    "cache_dir": cache_dir,
                 },
                 "availability_zones": ["us-east-1a", "us-east-1b"],
                 "min_size": 0,
@@ -64,14 +65,10 @@ def aws_calls(world, method="GET"):
 def test_setup_fleet_configures_50_groups_and_a_second_run_writes_nothing(world, aws, collections_path, tmp_path):
     image_id = aws("ec2").describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     variables = tmp_path / "fleet.yml"
-    variables.write_text(yaml.safe_dump(fleet_vars(image_id)))
-
-    # instance_selector caches the catalog under ~/.cache: a home of the test's own.
-    home = {"HOME": str(tmp_path / "home")}
+    # The catalog cache (shared by the four selections) stays in the test's directory.
+    variables.write_text(yaml.safe_dump(fleet_vars(image_id, str(tmp_path / "cache"))))
     started = time.monotonic()
-    first = run_playbook(
-        world, collections_path, "spotmax.maxgroup.setup_fleet", "-e", f"@{variables}", timeout=900, env=home
-    )
+    first = run_playbook(world, collections_path, "spotmax.maxgroup.setup_fleet", "-e", f"@{variables}", timeout=900)
     first_seconds = time.monotonic() - started
     assert first.returncode == 0, first.stdout[-6000:] + first.stderr[-3000:]
 
@@ -113,9 +110,7 @@ def test_setup_fleet_configures_50_groups_and_a_second_run_writes_nothing(world,
 
     aws_calls(world, "DELETE")
     started = time.monotonic()
-    second = run_playbook(
-        world, collections_path, "spotmax.maxgroup.setup_fleet", "-e", f"@{variables}", timeout=900, env=home
-    )
+    second = run_playbook(world, collections_path, "spotmax.maxgroup.setup_fleet", "-e", f"@{variables}", timeout=900)
     second_seconds = time.monotonic() - started
     assert second.returncode == 0, second.stdout[-6000:] + second.stderr[-3000:]
     calls = aws_calls(world)

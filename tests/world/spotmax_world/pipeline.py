@@ -64,6 +64,27 @@ def install_collection(source: pathlib.Path | str, workdir: pathlib.Path | str) 
     return collections
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (from /proc), whatever session it moved to."""
+    children: dict[int, list[int]] = {}
+    for entry in pathlib.Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    found: list[int] = []
+    pending = [pid]
+    while pending:
+        for child in children.get(pending.pop(), []):
+            found.append(child)
+            pending.append(child)
+    return found
+
+
 class RulebookError(RuntimeError):
     """ansible-rulebook exited, or did not poll the queue in time."""
 
@@ -171,20 +192,29 @@ class Rulebook:
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Signal the rulebook and every playbook it started (a machine dying mid-storm)."""
         if self.process is not None and self.process.poll() is None:
+            # ansible-runner starts each playbook in a session of its own: killpg alone would orphan them.
+            playbooks = descendants(self.process.pid)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, sig)
+            for pid in playbooks:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
             self.process.wait(timeout=30)
 
     def stop(self, grace: float = 20.0) -> None:
         """SIGTERM to its session (ansible-rulebook, its JVM and playbooks); SIGKILL after ``grace`` seconds."""
         if self.process is None or self.process.poll() is not None:
             return
+        playbooks = descendants(self.process.pid)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGTERM)
         try:
             self.process.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             self.kill()
+        for pid in playbooks:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     def output(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace") if self.log.exists() else ""
