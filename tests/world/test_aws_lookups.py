@@ -141,3 +141,17 @@ def test_resource_tags_match_moto_describe_tags(ec2: Any, aws: AwsEmulator) -> N
         ids[1]: {"spotmax:group": "web", "b": "2"},
         ids[2]: {},
     }
+
+
+def test_describe_launch_templates_returns_every_template_without_max_results(ec2: Any) -> None:
+    # moto cut the answer at 15 with no NextToken: a fleet of 50 templates read as 15.
+    names = [f"lt-page-{number:02d}" for number in range(20)]
+    for name in names:
+        ec2.create_launch_template(LaunchTemplateName=name, LaunchTemplateData={"ImageId": "ami-12c6146b"})
+    try:
+        found = ec2.get_paginator("describe_launch_templates").paginate(LaunchTemplateNames=names).build_full_result()
+        assert sorted(t["LaunchTemplateName"] for t in found["LaunchTemplates"]) == names
+        assert len(ec2.describe_launch_templates(MaxResults=5)["LaunchTemplates"]) == 5
+    finally:
+        for name in names:
+            ec2.delete_launch_template(LaunchTemplateName=name)

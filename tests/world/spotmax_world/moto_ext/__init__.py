@@ -18,6 +18,8 @@
   ``get_multi_instances_by_id``, ``all_instances`` (an id index instead of copying every reservation);
   ``moto.ec2.models.amis.AmiBackend.describe_images`` (wrapped: an exact ``image-id`` is a dict lookup),
   see ``lookups``.
+- ``moto.ec2.responses.launch_templates.LaunchTemplates.describe_launch_templates`` (wrapped: all templates
+  when MaxResults is not given).
 - ``moto.ec2.models.launch_templates.LaunchTemplateBackend.create_launch_template`` (wrapped: the
   template's own tags stay off its version data).
 - ``moto.eks.models.EKSBackend.create_cluster`` (wrapped: endpoint and CA of the world's Kubernetes
