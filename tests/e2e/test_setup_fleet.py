@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 
+import pytest
 import requests
 import yaml
 from conftest import run_playbook
@@ -62,6 +63,7 @@ def aws_calls(world, method="GET"):
     return response.json() if method == "GET" else {}
 
 
+@pytest.mark.timeout(1500)  # two playbook runs of up to 900 s each are bounded by run_playbook's own timeout
 def test_setup_fleet_configures_50_groups_and_a_second_run_writes_nothing(world, aws, collections_path, tmp_path):
     image_id = aws("ec2").describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     variables = tmp_path / "fleet.yml"
