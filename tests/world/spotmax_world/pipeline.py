@@ -85,6 +85,13 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def signal_all(pids: list[int], sig: int) -> None:
+    """Signal each process of ``pids`` that still exists."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+
 class RulebookError(RuntimeError):
     """ansible-rulebook exited, or did not poll the queue in time."""
 
@@ -196,9 +203,7 @@ class Rulebook:
             playbooks = descendants(self.process.pid)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, sig)
-            for pid in playbooks:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, sig)
+            signal_all(playbooks, sig)
             self.process.wait(timeout=30)
 
     def stop(self, grace: float = 20.0) -> None:
@@ -212,9 +217,7 @@ class Rulebook:
             self.process.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             self.kill()
-        for pid in playbooks:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        signal_all(playbooks, signal.SIGKILL)
 
     def output(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace") if self.log.exists() else ""
