@@ -120,7 +120,11 @@ class _QuietHandler(MotoRequestHandler):
 
 
 class AwsEmulator:
-    """moto server with the spotmax extensions on ``127.0.0.1``, a free port, in a daemon thread."""
+    """moto server with the spotmax extensions on ``127.0.0.1``, a free port, in a daemon thread.
+
+    moto keeps its resources per process, so every start begins from an empty account; run one
+    emulator at a time in a process.
+    """
 
     def __init__(self, region: str = "us-east-1", tick_interval: float = 0.2, default_amis: bool = False) -> None:
         """``default_amis``: load moto's catalogue of public AMIs (slow; RunInstances accepts any image id)."""
@@ -138,6 +142,10 @@ class AwsEmulator:
         if self._server is not None:
             return self
         moto_ext.apply()
+        # moto's backends are process-wide: a new emulator must not inherit an earlier one's resources.
+        with RUNTIME.lock:
+            moto_api_backend.reset()
+            RUNTIME.reset()
         RUNTIME.default_amis = self.default_amis
         app = _Middleware(self, DomainDispatcherApplication(create_backend_app))
         self._server = make_server(LOOPBACK, 0, app, threaded=True, request_handler=_QuietHandler)
