@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 
 import pytest
 from botocore.exceptions import ClientError
@@ -178,3 +179,11 @@ def test_counts_api_calls_by_service_and_action(aws: AwsEmulator) -> None:
     status, cleared = control(aws.url, "DELETE", "requests")
     assert (status, cleared) == (200, {})
     assert aws.requests() == {}
+
+
+def test_date_header_follows_virtual_clock(aws: AwsEmulator) -> None:
+    asg = aws.client("autoscaling", attempts=1)
+    aws.advance_clock(7200)
+    reply = asg.describe_auto_scaling_groups()
+    served = parsedate_to_datetime(reply["ResponseMetadata"]["HTTPHeaders"]["date"])
+    assert abs((served - datetime.now(UTC)).total_seconds() - 7200) < 5

@@ -321,3 +321,16 @@ def test_request_spot_instances_keeps_one_request_per_instance(aws: AwsEmulator,
     requests = ec2.describe_spot_instance_requests()["SpotInstanceRequests"]
     assert len(requests) == 2
     assert len(spot_ids(ec2)) == 2
+
+
+def test_a_larger_on_demand_share_launches_at_once_without_spot_capacity(aws: AwsEmulator, asg: Any, ec2: Any) -> None:
+    aws.set_spot_capacity_fault()
+    mixed_group(aws, desired=3, base=0, percentage=0)
+    assert members(asg) == []
+    policy = asg.describe_auto_scaling_groups()["AutoScalingGroups"][0]["MixedInstancesPolicy"]
+    policy["InstancesDistribution"]["OnDemandPercentageAboveBaseCapacity"] = 100
+    policy["LaunchTemplate"]["LaunchTemplateSpecification"].pop("LaunchTemplateName")  # the id or the name
+    asg.update_auto_scaling_group(AutoScalingGroupName="web-spot", MixedInstancesPolicy=policy)
+    group = members(asg)
+    assert len(group) == 3
+    assert not ({i["InstanceId"] for i in group} & spot_ids(ec2))

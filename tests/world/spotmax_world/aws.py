@@ -28,6 +28,7 @@ import json
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
+from email.utils import formatdate
 from http import HTTPStatus
 from types import TracebackType
 from typing import Any
@@ -117,6 +118,10 @@ class _QuietHandler(MotoRequestHandler):
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         del code, size  # no access log; werkzeug still logs errors
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        # Clients that take "now" from AWS's Date header see the virtual clock, as they would AWS's.
+        return formatdate(RUNTIME.clock.unix() if timestamp is None else timestamp, usegmt=True)
 
 
 class AwsEmulator:

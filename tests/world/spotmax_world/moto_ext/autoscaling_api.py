@@ -95,6 +95,8 @@ def _update(self: FakeAutoScalingGroup, *args: Any, **kwargs: Any) -> None:
             spec.pop("LaunchTemplateName", None)  # moto accepts the id or the name, not both
         kwargs["mixed_instances_policy"] = kept
     original(FakeAutoScalingGroup, "update")(self, **kwargs)
+    # A changed policy (e.g. a larger On-Demand share) is acted on at once, as Auto Scaling does.
+    capacity.reconcile(self)
 
 
 def _warm_pool_size(self: FakeAutoScalingGroup) -> int | None:
