@@ -24,11 +24,12 @@ from ansible_collections.spotmax.maxgroup.plugins.module_utils.group_tags import
 )
 from ansible_collections.spotmax.maxgroup.plugins.module_utils.volume_handover import DEVICE_TAG, device_error
 
-KINDS = ("spot_interruption", "rebalance", "lifecycle_terminate", "state_change", "scheduled_change")
+# renewal: an instance renewed launch-first (duration guarantee, return to Spot) whose replacement is in service.
+KINDS = ("spot_interruption", "rebalance", "lifecycle_terminate", "state_change", "scheduled_change", "renewal")
 # Kinds that act only when the group opts in with spotmax:is_to_handle_rebalance_event.
 OPT_IN_KINDS = ("rebalance", "scheduled_change")
 # Kinds an operator may give with instance_ids (the others need a state or a lifecycle token).
-STANDALONE_KINDS = ("spot_interruption", "rebalance", "scheduled_change")
+STANDALONE_KINDS = ("spot_interruption", "rebalance", "scheduled_change", "renewal")
 HANDLED_KEY = "spotmax:interruption_handled"
 GROUP_TAG = "aws:autoscaling:groupName"
 RUNNING_STATES = ("pending", "running")
@@ -185,6 +186,8 @@ def actions_for(event: dict[str, Any], settings: dict[str, Any]) -> list[str]:
         wanted = ["replace", "drain", "deregister", "retire"]
     elif kind == "lifecycle_terminate":
         wanted = ["drain", "deregister", "complete_lifecycle"]
+    elif kind == "renewal":  # replaced and retired by asg_renew_instances
+        wanted = ["cordon", "drain", "deregister"]
     else:  # state_change to a gone state
         wanted = ["cleanup", "deregister"]
     if kind in HANDOVER_KINDS and settings.get("persistence_dev"):

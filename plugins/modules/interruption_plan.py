@@ -27,9 +27,11 @@ description:
     tags break the contract. The rest of the batch is planned as usual; the module does not fail.
   - "Actions per kind: C(spot_interruption): cordon, replace, drain, deregister. C(rebalance) and
     C(scheduled_change): replace (the replacement is launched first), drain, deregister, retire (terminate after
-    the drain). C(lifecycle_terminate): drain, deregister, complete_lifecycle. C(state_change) to C(stopping),
-    C(stopped), C(shutting-down) or C(terminated): cleanup (delete the Kubernetes node) and deregister through the
-    Consul catalog (the agent is gone)."
+    the drain). C(lifecycle_terminate): drain, deregister, complete_lifecycle.
+    C(renewal) (an instance renewed launch-first by M(spotmax.maxgroup.asg_renew_instances), its replacement
+    in service): cordon, drain, deregister. C(state_change) to C(stopping), C(stopped), C(shutting-down) or
+    C(terminated): cleanup (delete the Kubernetes node) and deregister through the Consul catalog (the agent
+    is gone)."
   - cordon, drain and cleanup are planned only for groups with C(spotmax:k8s_config_file_path) or
     C(spotmax:eks_cluster_name); deregister only for groups with C(spotmax:consul_port) and instances with a private IP.
   - handover (move the group's kept EBS volume to the replacement, M(spotmax.maxgroup.ec2_volume_handover)) is
@@ -65,7 +67,7 @@ options:
   kind:
     description: The kind of the events built from O(instance_ids).
     type: str
-    choices: [spot_interruption, rebalance, scheduled_change]
+    choices: [spot_interruption, rebalance, scheduled_change, renewal]
     default: spot_interruption
   concurrency:
     description: How many API calls run at once.

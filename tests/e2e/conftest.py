@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
 import boto3
 import pytest
+import requests
 
 from spotmax_world.pipeline import install_collection
 from spotmax_world.world import World
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = pathlib.Path(sys.executable).parent
+# AWS actions that change something, as the world's request counter names them (service:Action).
+WRITE_VERB = re.compile(
+    r"^[a-z0-9]+:(Create|Update|Put|Delete|Set|Attach|Detach|Enable|Disable|Modify|Run|Terminate|Complete|Record|"
+    r"Suspend|Resume|Register|Deregister|Tag|Untag|Add|Remove)"
+)
 
 
 @pytest.fixture(name="collection_build", scope="session")
@@ -69,3 +76,15 @@ def run_playbook(world, collections_path, playbook, *args, cwd=ROOT / "demo", ti
         timeout=timeout,
         check=False,
     )
+
+
+def aws_calls(world, method="GET"):
+    """The world's count of AWS calls by service:Action (DELETE resets it)."""
+    response = requests.request(method, f"{world.aws.url}/_spotmax/requests", timeout=10)
+    response.raise_for_status()
+    return response.json() if method == "GET" else {}
+
+
+def aws_writes(world):
+    """The write calls counted since the last reset."""
+    return {call: count for call, count in aws_calls(world).items() if WRITE_VERB.match(call)}

@@ -6,15 +6,10 @@ import re
 import time
 
 import pytest
-import requests
 import yaml
-from conftest import run_playbook
+from conftest import WRITE_VERB, aws_calls, run_playbook
 
 GROUPS = 50
-WRITE_VERB = re.compile(
-    r"^[a-z0-9]+:(Create|Update|Put|Delete|Set|Attach|Detach|Enable|Disable|Modify|Run|Terminate|Complete|Record|"
-    r"Suspend|Resume|Register|Deregister|Tag|Untag|Add|Remove)"
-)
 CONTROLLER_ROLE = "arn:aws:iam::123456789012:role/setup-fleet-controller"
 
 
@@ -54,13 +49,6 @@ def fleet_vars(image_id: str, cache_dir: str) -> dict:
         "eks_access_role_arn": CONTROLLER_ROLE,
         "eks_access_cluster_name": "spotmax-world",
     }
-
-
-def aws_calls(world, method="GET"):
-    """The world's count of AWS calls by service:Action (DELETE resets it)."""
-    response = requests.request(method, f"{world.aws.url}/_spotmax/requests", timeout=10)
-    response.raise_for_status()
-    return response.json() if method == "GET" else {}
 
 
 @pytest.mark.timeout(1500)  # two playbook runs of up to 900 s each are bounded by run_playbook's own timeout
