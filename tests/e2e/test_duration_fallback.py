@@ -78,6 +78,12 @@ def test_instances_past_their_guarantee_are_renewed_launch_first(world, aws, col
     }
     fleet = seed_fleet(world, 4, name="renew", pods_per_node=2, extra_tags=tags)
     autoscaling = aws("autoscaling")
+    autoscaling.put_lifecycle_hook(
+        LifecycleHookName="log-shipping",
+        AutoScalingGroupName="renew",
+        LifecycleTransition="autoscaling:EC2_INSTANCE_TERMINATING",
+        HeartbeatTimeout=3600,
+    )
     original = serving(autoscaling, "renew")
     extra = ["-e", json.dumps({"renewal_consul_agent_addresses": fleet.consul_agent_addresses})]
 
@@ -98,6 +104,8 @@ def test_instances_past_their_guarantee_are_renewed_launch_first(world, aws, col
     now_serving = serving(autoscaling, "renew")
     assert len(now_serving) == 4 and set(original[2:]) <= set(now_serving)
     assert not set(renewed) & set(now_serving)
+    states = {m["InstanceId"]: m["LifecycleState"] for m in after["Instances"]}
+    assert {states[i] for i in renewed} == {"Terminating:Wait"}, "retired through the group: its hook runs"
     nodes = world.kubernetes.node_states()
     services = world.consul.services_by_agent()
     for instance in fleet.instances:
@@ -195,4 +203,31 @@ def test_spot_capacity_failures_fall_back_to_on_demand_and_revert_when_spot_retu
     aws_calls(world, "DELETE")
     assert recap_changed(play(world, collections_path, "revert_to_spot")) == 0
     assert recap_changed(play(world, collections_path, "od_fallback")) == 0
+    assert aws_writes(world) == {}
+
+
+def test_a_standby_group_that_served_is_scaled_back_in_once_its_group_is_whole(world, aws, collections_path):
+    autoscaling = aws("autoscaling")
+    spot_group(aws, "served", 2)
+    aws("ec2").create_launch_template(LaunchTemplateName="served-standby", LaunchTemplateData={"ImageId": AMI})
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName="served-standby",
+        MinSize=0,
+        MaxSize=4,
+        DesiredCapacity=2,  # as the interruption pipeline left it after a storm
+        AvailabilityZones=["us-east-1a"],
+        LaunchTemplate={"LaunchTemplateName": "served-standby", "Version": "$Latest"},
+        Tags=[
+            {"ResourceId": "served-standby", "ResourceType": "auto-scaling-group", "Key": k, "Value": v}
+            for k, v in {"spotmax:standby_for": "served", "spotmax:od_least_live_mins": "15"}.items()
+        ],
+    )
+    assert len(serving(autoscaling, "served")) == 2 and len(serving(autoscaling, "served-standby")) == 2
+    assert recap_changed(play(world, collections_path, "revert_to_spot")) == 0, "the standby instances are young"
+    world.aws.advance_clock(16 * 60)
+    play(world, collections_path, "revert_to_spot")
+    assert group(autoscaling, "served-standby")["DesiredCapacity"] == 0
+    assert len(serving(autoscaling, "served")) == 2
+    aws_calls(world, "DELETE")
+    assert recap_changed(play(world, collections_path, "revert_to_spot")) == 0
     assert aws_writes(world) == {}
