@@ -7,9 +7,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from ansible_collections.spotmax.maxgroup.plugins.module_utils.ec2 import run_concurrently
+from ansible_collections.spotmax.maxgroup.plugins.module_utils.renewal import response_time
 
 # DescribeAutoScalingGroups returns at most 100 groups per page; asking for more names than that
 # in one call only makes the service paginate, so names are sent in chunks of 100.
@@ -117,6 +119,25 @@ def describe_groups_with_tag(client: Any, key: str) -> list[dict[str, Any]]:
         if not page.get("NextToken"):
             return groups
         request["NextToken"] = page["NextToken"]
+
+
+def describe_named_or_tagged(
+    client: Any, names: list[str], tag_keys: tuple[str, ...]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """(groups, names not found): the named groups, or without names every group carrying one of ``tag_keys``."""
+    if names:
+        found = describe_groups(client, names)
+        return found, sorted(set(names) - {group["AutoScalingGroupName"] for group in found})
+    by_name = {
+        group["AutoScalingGroupName"]: group for key in tag_keys for group in describe_groups_with_tag(client, key)
+    }
+    return [by_name[name] for name in sorted(by_name)], []
+
+
+def aws_now(client: Any) -> datetime:
+    """AWS's "now", from the Date of a one-record DescribeAutoScalingGroups."""
+    now: datetime = response_time(client.describe_auto_scaling_groups(aws_retry=True, MaxRecords=1))
+    return now
 
 
 def detach_calls(by_group: dict[str, list[str]]) -> list[tuple[str, list[str]]]:

@@ -162,27 +162,10 @@ MAX_WAIT = 3600
 POLL_SECONDS = 2
 
 
-def groups_for(client, names, reason):
-    if names:
-        found = asg.describe_groups(client, names)
-        missing = sorted(set(names) - {group["AutoScalingGroupName"] for group in found})
-        return found, missing
-    keys = DURATION_KEYS if reason == "duration" else (renewal.FALLBACK_FROM_KEY,)
-    by_name = {}
-    for key in keys:
-        for group in asg.describe_groups_with_tag(client, key):
-            by_name[group["AutoScalingGroupName"]] = group
-    return [by_name[name] for name in sorted(by_name)], []
-
-
 def instances_of(ec2, groups, concurrency):
     ids = [member["InstanceId"] for group in groups for member in renewal.members(group)]
     found = ec2_utils.describe_instances(ec2, ids, concurrency) if ids else []
     return {instance["InstanceId"]: instance for instance in found}
-
-
-def aws_now(client):
-    return renewal.response_time(client.describe_auto_scaling_groups(aws_retry=True, MaxRecords=1))
 
 
 def set_desired(client, name, desired):
@@ -337,11 +320,12 @@ def main():
     ec2 = module.client("ec2", retry_decorator=AWSRetry.jittered_backoff())
     step = module.params["step"]
     try:
-        groups, missing = groups_for(client, module.params["names"], module.params["reason"])
+        keys = DURATION_KEYS if module.params["reason"] == "duration" else (renewal.FALLBACK_FROM_KEY,)
+        groups, missing = asg.describe_named_or_tagged(client, module.params["names"], keys)
         if missing:
             module.fail_json(msg=f"names: no Auto Scaling group named {', '.join(missing)}")
         instances = instances_of(ec2, groups, module.params["concurrency"])
-        now = aws_now(client)
+        now = asg.aws_now(client)
         skipped, retired = [], []
         if step == "launch":
             rounds, skipped, changed = launch(module, client, ec2, groups, instances, now)

@@ -116,19 +116,6 @@ from ansible_collections.spotmax.maxgroup.plugins.module_utils.group_tags import
 RESOURCE_TYPE = "auto-scaling-group"
 
 
-def find_groups(client, names, state):
-    if names:
-        found = asg.describe_groups(client, names)
-        missing = sorted(set(names) - {group["AutoScalingGroupName"] for group in found})
-        return found, missing
-    keys = (MEMBERSHIP_KEY,) if state == "on_demand" else (renewal.FALLBACK_FROM_KEY, fallback.STANDBY_KEY)
-    by_name = {}
-    for key in keys:
-        for group in asg.describe_groups_with_tag(client, key):
-            by_name[group["AutoScalingGroupName"]] = group
-    return [by_name[name] for name in sorted(by_name)], []
-
-
 def group_tag(name, key, value=None):
     tag = {"ResourceId": name, "ResourceType": RESOURCE_TYPE, "Key": key}
     if value is not None:
@@ -239,10 +226,11 @@ def main():
     client = module.client("autoscaling", retry_decorator=retry)
     ec2 = module.client("ec2", retry_decorator=AWSRetry.jittered_backoff())
     try:
-        groups, missing = find_groups(client, names, state)
+        keys = (MEMBERSHIP_KEY,) if state == "on_demand" else (renewal.FALLBACK_FROM_KEY, fallback.STANDBY_KEY)
+        groups, missing = asg.describe_named_or_tagged(client, names, keys)
         if missing:
             module.fail_json(msg=f"names: no Auto Scaling group named {', '.join(missing)}")
-        now = renewal.response_time(client.describe_auto_scaling_groups(aws_retry=True, MaxRecords=1))
+        now = asg.aws_now(client)
         if state == "on_demand":
             decisions = decide_on_demand(client, groups, now, module.params["force"])
         else:
