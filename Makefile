@@ -31,7 +31,7 @@ export AWS_EC2_METADATA_DISABLED := true
 export AWS_CONFIG_FILE := /dev/null
 export AWS_SHARED_CREDENTIALS_FILE := /dev/null
 
-.PHONY: help demo test bench bench-smoke venv copy lint sanity sanity-core221 units units-core221 world-tests eda-tests integration molecule e2e changelog build install clean
+.PHONY: help demo test bench bench-smoke venv copy lint sanity sanity-core221 units units-core221 world-tests eda-tests integration molecule e2e changelog docs build install clean
 
 help:
 	@echo "make demo   - run the collection against the local world (AWS, Kubernetes, Consul test doubles)"
@@ -71,7 +71,7 @@ bench-smoke: venv
 	$(BIN)/python tests/bench/run.py --sizes 10 --skip-baseline --output-dir $(BUILD)/bench-smoke
 
 # --- tests --------------------------------------------------------------------------------
-test: lint changelog sanity units world-tests eda-tests integration molecule e2e bench-smoke sanity-core221 units-core221
+test: lint changelog docs sanity units world-tests eda-tests integration molecule e2e bench-smoke sanity-core221 units-core221
 	@echo "make test: all checks passed"
 
 lint: venv
@@ -85,6 +85,28 @@ lint: venv
 
 changelog: venv
 	$(BIN)/antsibull-changelog lint
+
+# The collection's docs site (plugins, roles, the user guide in docs/docsite/) rendered by antsibull-docs and Sphinx,
+# offline: build/docs-site/build/html/index.html. A doc that does not render, breaks the schema or references
+# something that does not exist fails the lint or the build (Sphinx -W).
+DOCS_SITE := $(BUILD)/docs-site
+docs: venv
+	# antsibull-docs finds this collection where ansible-lint does: the source tree linked under build/source.
+	mkdir -p $(BUILD)/source/ansible_collections/spotmax && ln -sfn $(CURDIR) $(BUILD)/source/ansible_collections/spotmax/maxgroup
+	# The lint copies amazon.aws from the virtualenv's ansible package; the git ceiling keeps it from being taken
+	# for ignored files of a checkout around the virtualenv (git would list none of them).
+	ANSIBLE_COLLECTIONS_PATH=$(BUILD)/source GIT_CEILING_DIRECTORIES=$(BUNDLED) $(BIN)/antsibull-docs lint-collection-docs \
+	  --plugin-docs --validate-collection-refs=self --check-extra-docs-refs $(BUILD)/source/ansible_collections/spotmax/maxgroup
+	rm -rf $(DOCS_SITE) && mkdir -m 0755 $(DOCS_SITE)
+	ANSIBLE_COLLECTIONS_PATH=$(BUILD)/source $(BIN)/antsibull-docs sphinx-init --use-current --fail-on-error \
+	  --dest-dir $(DOCS_SITE) --index-rst-source docs/site/index.rst --project spotmax.maxgroup --title spotmax.maxgroup \
+	  --copyright "Contributors to the spotmax.maxgroup project" spotmax.maxgroup >/dev/null
+	# Offline: docs/site/spotmax_offline_refs.py replaces the intersphinx inventories of docs.ansible.com.
+	echo 'extensions.append("spotmax_offline_refs")' >> $(DOCS_SITE)/conf.py
+	# The generated build script: antsibull-docs collection --fail-on-error, then sphinx-build -W --keep-going.
+	ANSIBLE_COLLECTIONS_PATH=$(BUILD)/source PYTHONPATH=$(CURDIR)/docs/site $(DOCS_SITE)/build.sh >$(DOCS_SITE)/build.log 2>&1 \
+	  || { grep -E 'WARNING|ERROR' $(DOCS_SITE)/build.log || tail -n 40 $(DOCS_SITE)/build.log; echo "make docs: the docs site did not build (log: $(DOCS_SITE)/build.log)"; exit 1; }
+	@echo "docs site: $(DOCS_SITE)/build/html/index.html"
 
 # A clean copy of the tracked tree where ansible-test wants it, with the bundled dependencies.
 copy: venv
