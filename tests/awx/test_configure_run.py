@@ -147,7 +147,7 @@ def test_schedules_disabled_and_no_credentials(
     controller: Controller, tmp_path: pathlib.Path, awx_data: dict[str, Any]
 ) -> None:
     # One scheduled template is enough here (each loop item is a module call).
-    (schedule, *_) = awx_data["awx_configure_schedules"]
+    schedule = awx_data["awx_configure_schedules"][0]
     (template,) = [t for t in awx_data["awx_configure_job_templates"] if t["name"] == schedule["job_template"]]
     result = _run(
         controller,
