@@ -31,11 +31,11 @@ export AWS_EC2_METADATA_DISABLED := true
 export AWS_CONFIG_FILE := /dev/null
 export AWS_SHARED_CREDENTIALS_FILE := /dev/null
 
-.PHONY: help demo test bench bench-smoke venv copy lint sanity sanity-core221 units units-core221 world-tests eda-tests integration molecule e2e changelog docs build install clean
+.PHONY: help demo test bench bench-smoke venv copy lint sanity sanity-core221 units units-core221 world-tests eda-tests awx-tests integration molecule e2e changelog docs build install clean
 
 help:
 	@echo "make demo   - run the collection against the local world (AWS, Kubernetes, Consul test doubles)"
-	@echo "make test   - run every check: lint, sanity, unit, world, integration, molecule, end-to-end, benchmark smoke"
+	@echo "make test   - run every check: lint, docs site, sanity, unit, world, EDA, AWX, integration, molecule, end-to-end, benchmark smoke"
 
 $(VENV)/.installed: requirements-test.txt requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -71,7 +71,7 @@ bench-smoke: venv
 	$(BIN)/python tests/bench/run.py --sizes 10 --skip-baseline --output-dir $(BUILD)/bench-smoke
 
 # --- tests --------------------------------------------------------------------------------
-test: lint changelog docs sanity units world-tests eda-tests integration molecule e2e bench-smoke sanity-core221 units-core221
+test: lint changelog docs sanity units world-tests eda-tests awx-tests integration molecule e2e bench-smoke sanity-core221 units-core221
 	@echo "make test: all checks passed"
 
 lint: venv
@@ -129,6 +129,10 @@ world-tests: venv
 # The event source against the world's SQS (it lives outside plugins/, so ansible-test units do not see it).
 eda-tests: venv
 	$(BIN)/python -m pytest tests/eda -q -n 2
+
+# The EE and DE definitions (ansible-builder create, offline) and awx_configure's job templates and surveys.
+awx-tests: venv
+	$(BIN)/python -m pytest tests/awx -q
 
 integration: copy
 	cd $(COLLECTION_COPY) && $(WORLD) exec --integration-config tests/integration/integration_config.yml -- \
