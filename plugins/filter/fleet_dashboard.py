@@ -38,7 +38,7 @@ options:
     required: true
   standby:
     description:
-      - The standby group of a group (the group its C(spotmax:standby_for) tag names), as C({group: standby group}).
+      - "The standby group of a group (the group its C(spotmax:standby_for) tag names), as C({group: standby group})."
     type: dict
     default: {}
   region:
