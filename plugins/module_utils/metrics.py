@@ -208,3 +208,14 @@ def calls(
     if current:
         batches.append(current)
     return batches
+
+
+def capacity(groups: list[dict[str, Any]], instances: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """``InServiceSpot`` and ``InServiceOnDemand`` per group (DescribeAutoScalingGroups + DescribeInstances output)."""
+    datums: list[dict[str, Any]] = []
+    for group in sorted(groups, key=lambda found: str(found["AutoScalingGroupName"])):
+        serving = [m["InstanceId"] for m in group.get("Instances") or [] if m.get("LifecycleState") == "InService"]
+        spot = sum(1 for i in serving if (instances.get(i) or {}).get("InstanceLifecycle") == "spot")
+        datums.append(_count(group["AutoScalingGroupName"], "InServiceSpot", spot))
+        datums.append(_count(group["AutoScalingGroupName"], "InServiceOnDemand", len(serving) - spot))
+    return datums

@@ -43,6 +43,14 @@ options:
     type: str
     choices: [on_demand, spot]
     default: on_demand
+  metrics_namespace:
+    description:
+      - With O(state=on_demand), also send each checked group's C(InServiceSpot) and C(InServiceOnDemand)
+        (dimension C(AutoScalingGroupName)) to this CloudWatch namespace, for the fleet dashboard
+        (M(spotmax.maxgroup.cloudwatch_dashboard)). Empty sends nothing.
+      - Metrics are observations, not changes of the fleet; they do not make the task changed. Check mode sends none.
+    type: str
+    default: ""
   force:
     description:
       - With O(state=on_demand), fall back without a failed Spot launch (for instance after a
@@ -98,7 +106,14 @@ changed_groups:
   returned: always
   type: list
   elements: str
+capacity:
+  description: In-service Spot and On-Demand instances per checked group, as sent to O(metrics_namespace).
+  returned: when O(state=on_demand)
+  type: dict
+  sample: {"web-spot": {"spot": 3, "on_demand": 1}}
 """
+
+from datetime import UTC, datetime
 
 try:
     import botocore
@@ -110,7 +125,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.spotmax.maxgroup.plugins.module_utils import autoscaling as asg
 from ansible_collections.spotmax.maxgroup.plugins.module_utils import ec2 as ec2_utils
-from ansible_collections.spotmax.maxgroup.plugins.module_utils import fallback, renewal
+from ansible_collections.spotmax.maxgroup.plugins.module_utils import fallback, metrics, renewal
 from ansible_collections.spotmax.maxgroup.plugins.module_utils.group_tags import MEMBERSHIP_KEY, tag_map
 
 RESOURCE_TYPE = "auto-scaling-group"
@@ -134,6 +149,26 @@ def decide_on_demand(client, groups, now, force):
             activities = reply.get("Activities", [])
         decisions.append(fallback.fallback(group, activities, now, force))
     return decisions
+
+
+def send_capacity(module, ec2, groups):
+    """The groups' in-service Spot / On-Demand split, sent to the metrics namespace unless empty or checking."""
+    ids = [member["InstanceId"] for group in groups for member in renewal.members(group)]
+    instances = {i["InstanceId"]: i for i in (ec2_utils.describe_instances(ec2, ids) if ids else [])}
+    datums = metrics.capacity(groups, instances)
+    namespace = module.params["metrics_namespace"]
+    if namespace and datums and not module.check_mode:
+        cloudwatch = module.client("cloudwatch", retry_decorator=AWSRetry.jittered_backoff())
+        now = datetime.now(UTC)
+        for batch in metrics.calls(datums):
+            cloudwatch.put_metric_data(
+                aws_retry=True, Namespace=namespace, MetricData=[metrics.to_api(datum, now) for datum in batch]
+            )
+    split = {}
+    for datum in datums:
+        key = "spot" if datum["metric_name"] == "InServiceSpot" else "on_demand"
+        split.setdefault(datum["dimensions"][metrics.GROUP_DIMENSION], {})[key] = int(datum["value"])
+    return split
 
 
 def decide_spot(client, ec2, groups, now):
@@ -215,11 +250,17 @@ def main():
         names=dict(type="list", elements="str", default=[]),
         state=dict(type="str", choices=["on_demand", "spot"], default="on_demand"),
         force=dict(type="bool", default=False),
+        metrics_namespace=dict(type="str", default=""),
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     names, state = module.params["names"], module.params["state"]
     if any(not name or not name.strip() for name in names):
         module.fail_json(msg="names: empty group names are not allowed; use Auto Scaling group names")
+    problem = (
+        metrics.namespace_error(module.params["metrics_namespace"]) if module.params["metrics_namespace"] else None
+    )
+    if problem:
+        module.fail_json(msg=problem.replace("namespace:", "metrics_namespace:", 1))
     if module.params["force"] and state != "on_demand":
         module.fail_json(msg="force: true is allowed with state=on_demand only")
     retry = AWSRetry.jittered_backoff(catch_extra_error_codes=["ResourceContention"])
@@ -239,6 +280,8 @@ def main():
         changing = [d for d in decisions if writes(d, by_name[d["group"]])]
         if not module.check_mode:
             apply(client, changing)
+        if state == "on_demand":
+            capacity = send_capacity(module, ec2, asg.describe_groups(client, sorted(by_name)) if by_name else [])
     except renewal.RenewalError as exc:
         module.fail_json(msg=str(exc))
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
@@ -246,6 +289,7 @@ def main():
 
     output = {
         "changed": bool(changing),
+        **({"capacity": capacity} if state == "on_demand" else {}),
         "groups": [{"group": d["group"], "action": d["action"], "reason": d["reason"]} for d in decisions],
         "changed_groups": [d["group"] for d in changing],
     }

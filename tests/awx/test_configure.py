@@ -17,14 +17,6 @@ from conftest import BIN, ROOT, load_yaml
 from dateutil.rrule import rrulestr
 
 PLAYBOOKS = ROOT / "playbooks"
-# Added by issue 6: playbooks the lead adds in parallel, with the variables their surveys expose. Once a
-# playbook exists in playbooks/, it is checked like the others and its entry here is no longer used.
-ISSUE6_PLAYBOOKS = {
-    "enforce_duration": {"duration_groups", "duration_region"},
-    "od_fallback": {"spot_fallback_groups", "spot_fallback_region"},
-    "revert_to_spot": {"spot_fallback_groups", "spot_fallback_region"},
-    "fleet_dashboard": {"dashboard_name", "dashboard_region"},
-}
 SURVEY_TYPES = {"text", "textarea", "password", "integer", "float", "multiplechoice", "multiselect"}
 ROLE_PARTS = ("tasks", "vars", "templates", "handlers")
 IMPORTED_PLAYBOOK = re.compile(r"import_playbook:\s*spotmax\.maxgroup\.([a-z0-9_]+)")
@@ -83,7 +75,7 @@ def test_every_playbook_has_a_job_template(awx_data: dict[str, Any]) -> None:
 
     assert len(by_playbook) == len(templates), "one job template per playbook"
     assert _collection_playbooks() <= set(by_playbook)
-    assert set(by_playbook) <= _collection_playbooks() | set(ISSUE6_PLAYBOOKS)
+    assert set(by_playbook) <= _collection_playbooks()
     for playbook, template in by_playbook.items():
         # The names the controller rulebooks launch.
         assert template["name"] == f"spotmax {playbook}"
@@ -105,19 +97,16 @@ def test_controller_rulebooks_launch_configured_templates(awx_data: dict[str, An
     assert launched <= names
 
 
-@pytest.mark.parametrize("playbook", sorted(_collection_playbooks() | set(ISSUE6_PLAYBOOKS)))
+@pytest.mark.parametrize("playbook", sorted(_collection_playbooks()))
 def test_survey_variables_are_read_by_the_playbook(awx_data: dict[str, Any], playbook: str) -> None:
     (template,) = [t for t in awx_data["awx_configure_job_templates"] if t["playbook"] == playbook]
     variables = [question["variable"] for question in template["survey_spec"]["spec"]]
     assert variables, "a survey exposes the playbook's main variables"
     assert len(variables) == len(set(variables))
 
-    if (PLAYBOOKS / f"{playbook}.yml").exists():
-        code = _read_by(playbook)
-        unread = [name for name in variables if not re.search(rf"\b{name}\b", code)]
-        assert not unread, f"{playbook} never reads {unread}"
-    else:
-        assert set(variables) == ISSUE6_PLAYBOOKS[playbook]
+    code = _read_by(playbook)
+    unread = [name for name in variables if not re.search(rf"\b{name}\b", code)]
+    assert not unread, f"{playbook} never reads {unread}"
 
 
 def test_survey_specs_are_valid(awx_data: dict[str, Any]) -> None:

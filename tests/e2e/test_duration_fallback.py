@@ -11,12 +11,18 @@ import re
 import threading
 
 import pytest
-from conftest import aws_calls, aws_writes, run_playbook
+from conftest import aws_calls, run_playbook
+from conftest import aws_writes as all_writes
 
 from spotmax_world.fleet import seed_fleet
 
 RENEWAL_TAINT = "spotmax.io/renewal"
 AMI = "ami-12c6146b"
+
+
+def aws_writes(world):
+    """Write calls that change the fleet: od_fallback's capacity metrics are observations."""
+    return {call: n for call, n in all_writes(world).items() if call != "monitoring:PutMetricData"}
 
 
 class Watcher:
@@ -176,6 +182,8 @@ def test_spot_capacity_failures_fall_back_to_on_demand_and_revert_when_spot_retu
     assert on_demand_share(autoscaling, "fallback") == 100
     tags = fallback_tags(autoscaling, "fallback")
     assert tags["spotmax:od_fallback_from"] == "0/0" and tags["spotmax:od_fallback_at"].endswith("Z")
+    sent = aws("cloudwatch").list_metrics(Namespace="SpotMax", MetricName="InServiceOnDemand")["Metrics"]
+    assert {"Name": "AutoScalingGroupName", "Value": "fallback"} in [d for m in sent for d in m["Dimensions"]]
     aws_calls(world, "DELETE")
     assert recap_changed(play(world, collections_path, "od_fallback")) == 0
     assert recap_changed(play(world, collections_path, "revert_to_spot")) == 0, "too young to revert"

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ansible_collections.spotmax.maxgroup.plugins.module_utils import fallback, renewal
+from ansible_collections.spotmax.maxgroup.plugins.module_utils import fallback, metrics, renewal
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 DURATION = {"spotmax:instance_duration_hours": "1", "spotmax:gurantee_living_mins": "50"}
@@ -202,3 +202,13 @@ def test_standby_scales_in_once_its_group_is_whole_and_its_instances_lived_long_
     decision = fallback.scale_in_standby(standby, served, found, NOW)
     assert (decision["action"], decision["desired"]) == ("scale_in", 1)
     assert "does not exist" in fallback.scale_in_standby(standby, None, found, NOW)["reason"]
+
+
+def test_capacity_metrics_split_in_service_instances_by_market():
+    members = [("i-s", "InService"), ("i-od", "InService"), ("i-new", "Pending")]
+    found = by_id(instance("i-s", 1), instance("i-od", 1, spot=False), instance("i-new", 0))
+    datums = metrics.capacity([group(members)], found)
+    assert [(d["metric_name"], d["value"], d["dimensions"]) for d in datums] == [
+        ("InServiceSpot", 1, {"AutoScalingGroupName": "web"}),
+        ("InServiceOnDemand", 1, {"AutoScalingGroupName": "web"}),
+    ]

@@ -99,6 +99,7 @@ def test_fallback_without_failures_or_when_disabled_changes_nothing(aws, run_mod
     "args, message",
     [
         ({"state": "spot", "force": True}, "force: true is allowed with state=on_demand only"),
+        ({"metrics_namespace": "AWS/Mine"}, "metrics_namespace: 'AWS/Mine' is not allowed"),
         ({"names": [""]}, "names: empty group names are not allowed"),
         ({"names": ["missing"]}, "names: no Auto Scaling group named missing"),
     ],
