@@ -19,7 +19,7 @@ import json
 import re
 from typing import Any
 
-from ansible_collections.spotmax.maxgroup.plugins.module_utils.interruption import KINDS
+from ansible_collections.spotmax.maxgroup.plugins.module_utils.interruption import NOTICE_KINDS
 from ansible_collections.spotmax.maxgroup.plugins.module_utils.metrics import (
     DEFAULT_NAMESPACE,
     GROUP_DIMENSION,
@@ -263,7 +263,9 @@ def _summary(groups: list[str], standby: dict[str, str], region: str, namespace:
 
 def _group_row(group: str, standby: str | None, region: str, namespace: str, y: int) -> list[dict[str, Any]]:
     header = f"### {_markdown(group)}" + (f" (standby group {_markdown(standby)})" if standby else "")
-    kinds = [_metric(namespace, "Interruptions", group, {"label": kind}, **{KIND_DIMENSION: kind}) for kind in KINDS]
+    kinds = [
+        _metric(namespace, "Interruptions", group, {"label": kind}, **{KIND_DIMENSION: kind}) for kind in NOTICE_KINDS
+    ]
     recovery = [
         _metric(namespace, "Replacements", group, {"label": "replacements"}),
         _metric(namespace, "WarmPoolHits", group, {"label": "warm pool hits"}),

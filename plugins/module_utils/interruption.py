@@ -24,8 +24,10 @@ from ansible_collections.spotmax.maxgroup.plugins.module_utils.group_tags import
 )
 from ansible_collections.spotmax.maxgroup.plugins.module_utils.volume_handover import DEVICE_TAG, device_error
 
+# Kinds of the notices the event source delivers (and the Interruptions metric counts by Kind).
+NOTICE_KINDS = ("spot_interruption", "rebalance", "lifecycle_terminate", "state_change", "scheduled_change")
 # renewal: an instance renewed launch-first (duration guarantee, return to Spot) whose replacement is in service.
-KINDS = ("spot_interruption", "rebalance", "lifecycle_terminate", "state_change", "scheduled_change", "renewal")
+KINDS = (*NOTICE_KINDS, "renewal")
 # Kinds that act only when the group opts in with spotmax:is_to_handle_rebalance_event.
 OPT_IN_KINDS = ("rebalance", "scheduled_change")
 # Kinds an operator may give with instance_ids (the others need a state or a lifecycle token).

@@ -12,7 +12,7 @@ import json
 import pytest
 
 from ansible_collections.spotmax.maxgroup.plugins.module_utils import dashboard as db
-from ansible_collections.spotmax.maxgroup.plugins.module_utils.interruption import KINDS
+from ansible_collections.spotmax.maxgroup.plugins.module_utils.interruption import NOTICE_KINDS
 
 REGION = "eu-west-1"
 
@@ -47,7 +47,7 @@ def test_row_per_group_with_the_pipeline_metrics():
     assert not db.body_errors(body)
     kinds = metrics_of(titled(body, "web: interruptions by kind"))
     assert {(m[1], m[2]["AutoScalingGroupName"], m[2]["Kind"]) for m in kinds} == {
-        ("Interruptions", "web", kind) for kind in KINDS
+        ("Interruptions", "web", kind) for kind in NOTICE_KINDS
     }
     assert all(m[0] == "SpotMax" for m in kinds)
     recovery = metrics_of(titled(body, "api: replacements, warm pool hits"))
