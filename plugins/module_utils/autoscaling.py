@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from ansible_collections.spotmax.maxgroup.plugins.module_utils.ec2 import describe_instances as describe_ec2_instances
 from ansible_collections.spotmax.maxgroup.plugins.module_utils.ec2 import run_concurrently
 from ansible_collections.spotmax.maxgroup.plugins.module_utils.renewal import response_time
 
@@ -132,6 +133,13 @@ def describe_named_or_tagged(
         group["AutoScalingGroupName"]: group for key in tag_keys for group in describe_groups_with_tag(client, key)
     }
     return [by_name[name] for name in sorted(by_name)], []
+
+
+def member_instances(ec2: Any, groups: list[dict[str, Any]], concurrency: int = 10) -> dict[str, dict[str, Any]]:
+    """EC2's view (launch time, market, tags) of the groups' members, by instance id, in batched reads."""
+    ids = [member["InstanceId"] for group in groups for member in group.get("Instances") or []]
+    found = describe_ec2_instances(ec2, ids, concurrency) if ids else []
+    return {instance["InstanceId"]: instance for instance in found}
 
 
 def aws_now(client: Any) -> datetime:

@@ -177,7 +177,8 @@ def describe(tags: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _api_tag(name: str, key: str, value: str | None = None, propagate: bool | None = None) -> dict[str, Any]:
+def api_tag(name: str, key: str, value: str | None = None, propagate: bool | None = None) -> dict[str, Any]:
+    """Group ``name``'s tag as CreateOrUpdateTags / DeleteTags take it (no value: for DeleteTags)."""
     tag: dict[str, Any] = {"ResourceId": name, "ResourceType": RESOURCE_TYPE, "Key": key}
     if value is not None:
         tag["Value"] = value
@@ -206,7 +207,7 @@ def plan(
     if wanted is None:
         for key in DURATION_KEYS:
             if key in current:
-                delete.append(_api_tag(name, key))
+                delete.append(api_tag(name, key))
                 del after[key]
     else:
         mins_keys = [key for key in MINS_KEYS if key in current] or [MINS_KEY]
@@ -220,6 +221,6 @@ def plan(
                 and bool(tag.get("PropagateAtLaunch", False)) == propagate_at_launch
             )
             if not same:
-                put.append(_api_tag(name, key, value, propagate_at_launch))
+                put.append(api_tag(name, key, value, propagate_at_launch))
                 after[key] = {"Key": key, "Value": value, "PropagateAtLaunch": propagate_at_launch}
     return TagPlan(name, put, delete, describe(current.values()), describe(after.values()))

@@ -24,29 +24,22 @@ import copy
 from datetime import datetime
 from typing import Any
 
-from ansible_collections.spotmax.maxgroup.plugins.module_utils.group_tags import TagError, group_settings, tag_map
+from ansible_collections.spotmax.maxgroup.plugins.module_utils.group_tags import tag_map
 from ansible_collections.spotmax.maxgroup.plugins.module_utils.renewal import (
     FALLBACK_AT_KEY,
     FALLBACK_FROM_KEY,
-    RenewalError,
     age_minutes,
     as_utc,
     distribution,
     excess_on_demand,
+    is_spot,
+    is_spot_capacity_failure,
     members,
     parse_fallback_from,
+    settings,
 )
 
-STANDBY_KEY = "spotmax:standby_for"
 LAUNCH_DESCRIPTION = "Launching a new EC2 instance"
-
-
-def _settings(group: dict[str, Any]) -> dict[str, Any]:
-    try:
-        settings: dict[str, Any] = group_settings(group["AutoScalingGroupName"], group.get("Tags"))
-        return settings
-    except TagError as exc:
-        raise RenewalError(str(exc)) from exc
 
 
 def _in_service_count(group: dict[str, Any]) -> int:
@@ -60,9 +53,8 @@ def short_of_spot(group: dict[str, Any], activities: list[dict[str, Any]]) -> bo
     launches = [a for a in activities if str(a.get("Description", "")).startswith(LAUNCH_DESCRIPTION)]
     if not launches:
         return False
-    latest = max(launches, key=lambda activity: as_utc(activity["StartTime"]))
-    message = str(latest.get("StatusMessage", ""))
-    return latest.get("StatusCode") == "Failed" and "InsufficientInstanceCapacity" in message and "Spot" in message
+    latest_failed: bool = is_spot_capacity_failure(max(launches, key=lambda activity: as_utc(activity["StartTime"])))
+    return latest_failed
 
 
 def with_distribution(group: dict[str, Any], base: int, percentage: int) -> dict[str, Any]:
@@ -89,7 +81,7 @@ def fallback(group: dict[str, Any], activities: list[dict[str, Any]], now: datet
     if distribution(group) is None:
         decision["reason"] = "no mixed instances policy: the group has no Spot share to fall back from"
         return decision
-    if not _settings(group)["is_enable_od_fallback"]:
+    if not settings(group)["is_enable_od_fallback"]:
         decision["reason"] = "spotmax:is_enable_od_fallback is false"
         return decision
     base, percentage = _current(group)
@@ -120,7 +112,7 @@ def revert(group: dict[str, Any], instances: dict[str, dict[str, Any]], now: dat
         decision["reason"] = "not in On-Demand fallback"
         return decision
     base, percentage = parse_fallback_from(name, tags[FALLBACK_FROM_KEY])
-    least = _settings(group)["od_least_live_mins"]
+    least = settings(group)["od_least_live_mins"]
     excess = excess_on_demand(group, instances, base, percentage)
     decision["excess"] = max(0, excess)
     serving = [m["InstanceId"] for m in members(group) if m.get("LifecycleState") == "InService"]
@@ -128,7 +120,7 @@ def revert(group: dict[str, Any], instances: dict[str, dict[str, Any]], now: dat
         instance_id
         for instance_id in serving
         if instance_id in instances
-        and instances[instance_id].get("InstanceLifecycle") != "spot"
+        and not is_spot(instances[instance_id])
         and age_minutes(instances[instance_id], now) >= least
     ]
     if excess > 0 and not old_enough:
@@ -151,7 +143,7 @@ def scale_in_standby(
     if _in_service_count(served) < int(served["DesiredCapacity"]):
         decision["reason"] = f"{served['AutoScalingGroupName']} is not at its desired capacity yet"
         return decision
-    least = _settings(group)["od_least_live_mins"]
+    least = settings(group)["od_least_live_mins"]
     serving = [m["InstanceId"] for m in members(group) if m.get("LifecycleState") == "InService"]
     old_enough = [i for i in serving if i in instances and age_minutes(instances[i], now) >= least]
     desired = max(int(group["MinSize"]), int(group["DesiredCapacity"]) - len(old_enough))

@@ -106,6 +106,21 @@ def marked(group: dict[str, Any], instances: dict[str, dict[str, Any]]) -> dict[
     return found
 
 
+def settings(group: dict[str, Any]) -> dict[str, Any]:
+    """The group's ``spotmax:`` settings; :class:`RenewalError` for a tag that breaks the contract."""
+    try:
+        found: dict[str, Any] = group_settings(group["AutoScalingGroupName"], group.get("Tags"))
+    except TagError as exc:
+        raise RenewalError(str(exc)) from exc
+    return found
+
+
+def in_progress(group: dict[str, Any], instances: dict[str, dict[str, Any]]) -> tuple[list[str], int]:
+    """(renewed instance ids, desired capacity before the round) of a round in progress; ([], 0) without one."""
+    in_flight = marked(group, instances)
+    return (sorted(in_flight), min(in_flight.values())) if in_flight else ([], 0)
+
+
 def _in_service(group: dict[str, Any]) -> list[dict[str, Any]]:
     return [m for m in members(group) if m.get("LifecycleState") == IN_SERVICE and m.get("HealthStatus") != "Unhealthy"]
 
@@ -124,21 +139,21 @@ def due(group: dict[str, Any], instances: dict[str, dict[str, Any]], now: dateti
         if m["InstanceId"] in instances and m["InstanceId"] not in in_flight
     ]
     candidates.sort(key=lambda instance: (as_utc(instance["LaunchTime"]), instance["InstanceId"]))
-    try:
-        if reason == "duration":
+    if reason == "duration":
+        try:
             wanted = parse_duration(name, tags)
-            if wanted is None:
-                return []
-            return [i["InstanceId"] for i in candidates if age_minutes(i, now) >= wanted.guarantee_living_mins]
-        settings = group_settings(name, group.get("Tags"))
-    except (DurationError, TagError) as exc:
-        raise RenewalError(str(exc)) from exc
+        except DurationError as exc:
+            raise RenewalError(str(exc)) from exc
+        if wanted is None:
+            return []
+        return [i["InstanceId"] for i in candidates if age_minutes(i, now) >= wanted.guarantee_living_mins]
+    least = settings(group)["od_least_live_mins"]
     if FALLBACK_FROM_KEY not in tags:
         return []
     base, percentage = parse_fallback_from(name, tags[FALLBACK_FROM_KEY])
     on_demand = [i for i in candidates if not is_spot(i)]
     excess = excess_on_demand(group, instances, base, percentage)
-    old_enough = [i["InstanceId"] for i in on_demand if age_minutes(i, now) >= settings["od_least_live_mins"]]
+    old_enough = [i["InstanceId"] for i in on_demand if age_minutes(i, now) >= least]
     return old_enough[: max(0, excess)]
 
 
@@ -149,14 +164,6 @@ def excess_on_demand(group: dict[str, Any], instances: dict[str, dict[str, Any]]
     return on_demand - on_demand_target(int(group["DesiredCapacity"]), base, percentage)
 
 
-def batch_size(group: dict[str, Any]) -> int:
-    name = group["AutoScalingGroupName"]
-    try:
-        return int(group_settings(name, group.get("Tags"))["max_num_of_terminated_one_time"])
-    except TagError as exc:
-        raise RenewalError(str(exc)) from exc
-
-
 def launch_plan(group: dict[str, Any], instances: dict[str, dict[str, Any]], candidates: list[str]) -> dict[str, Any]:
     """The round for ``group``: the instances it renews, what to mark, the capacity it raises to.
 
@@ -165,15 +172,13 @@ def launch_plan(group: dict[str, Any], instances: dict[str, dict[str, Any]], can
     """
     name = group["AutoScalingGroupName"]
     desired = int(group["DesiredCapacity"])
-    in_flight = marked(group, instances)
+    renewing, base = in_progress(group, instances)
     plan: dict[str, Any] = {"group": name, "desired_before": desired, "mark": [], "skipped": None}
-    if in_flight:
-        base = min(in_flight.values())
-        renewing = sorted(in_flight)
+    if renewing:
         target = base + len(renewing)
     else:
         room = int(group["MaxSize"]) - desired
-        count = min(batch_size(group), room, len(candidates))
+        count = min(int(settings(group)["max_num_of_terminated_one_time"]), room, len(candidates))
         if candidates and room <= 0:
             plan["skipped"] = (
                 f"no room for launch-first replacements: desired capacity {desired} is the maximum size; "
@@ -191,13 +196,16 @@ def ready(group: dict[str, Any], renewing: list[str], base: int) -> bool:
     return len(serving) >= base
 
 
+def is_spot_capacity_failure(activity: dict[str, Any]) -> bool:
+    """A scaling activity that failed for lack of Spot capacity."""
+    message = str(activity.get("StatusMessage", ""))
+    return activity.get("StatusCode") == "Failed" and "InsufficientInstanceCapacity" in message and "Spot" in message
+
+
 def spot_failures(activities: list[dict[str, Any]], since: datetime) -> list[dict[str, Any]]:
     """Failed launch activities since ``since`` for lack of Spot capacity."""
     return [
         activity
         for activity in activities
-        if activity.get("StatusCode") == "Failed"
-        and as_utc(activity["StartTime"]) >= as_utc(since) - timedelta(seconds=1)
-        and "InsufficientInstanceCapacity" in str(activity.get("StatusMessage", ""))
-        and "Spot" in str(activity.get("StatusMessage", ""))
+        if is_spot_capacity_failure(activity) and as_utc(activity["StartTime"]) >= as_utc(since) - timedelta(seconds=1)
     ]

@@ -162,12 +162,6 @@ MAX_WAIT = 3600
 POLL_SECONDS = 2
 
 
-def instances_of(ec2, groups, concurrency):
-    ids = [member["InstanceId"] for group in groups for member in renewal.members(group)]
-    found = ec2_utils.describe_instances(ec2, ids, concurrency) if ids else []
-    return {instance["InstanceId"]: instance for instance in found}
-
-
 def set_desired(client, name, desired):
     client.set_desired_capacity(aws_retry=True, AutoScalingGroupName=name, DesiredCapacity=desired, HonorCooldown=False)
 
@@ -235,11 +229,9 @@ def finish(module, client, ec2, groups, instances, step):
     """Retire (replacements in) or cancel the rounds in progress."""
     rounds, retired = [], []
     for group in groups:
-        in_flight = renewal.marked(group, instances)
-        if not in_flight:
+        renewing, base = renewal.in_progress(group, instances)
+        if not renewing:
             continue
-        base = min(in_flight.values())
-        renewing = sorted(in_flight)
         is_ready = renewal.ready(group, renewing, base)
         if step == "retire" and not is_ready:
             continue
@@ -254,10 +246,12 @@ def finish(module, client, ec2, groups, instances, step):
                 "desired_before": int(group["DesiredCapacity"]),
             }
         )
-    if module.check_mode or not rounds:
-        return rounds, [i for plan in rounds for i in plan["renewing"]] if step == "retire" else []
+    ids = [i for plan in rounds for i in plan["renewing"]]
     if step == "retire":
-        ids = [i for plan in rounds for i in plan["renewing"]]
+        retired = ids
+    if module.check_mode or not rounds:
+        return rounds, retired
+    if step == "retire":
 
         def terminate(instance_id):
             client.terminate_instance_in_auto_scaling_group(
@@ -265,17 +259,11 @@ def finish(module, client, ec2, groups, instances, step):
             )
 
         ec2_utils.run_concurrently(terminate, ids, module.params["concurrency"])
-        retired = ids
     else:
         for plan in rounds:
             if plan["desired_before"] != plan["base"]:
-                client.set_desired_capacity(
-                    aws_retry=True,
-                    AutoScalingGroupName=plan["group"],
-                    DesiredCapacity=plan["base"],
-                    HonorCooldown=False,
-                )
-        untag_instances(ec2, [i for plan in rounds for i in plan["renewing"]])
+                set_desired(client, plan["group"], plan["base"])
+        untag_instances(ec2, ids)
     return rounds, retired
 
 
@@ -324,7 +312,7 @@ def main():
         groups, missing = asg.describe_named_or_tagged(client, module.params["names"], keys)
         if missing:
             module.fail_json(msg=f"names: no Auto Scaling group named {', '.join(missing)}")
-        instances = instances_of(ec2, groups, module.params["concurrency"])
+        instances = asg.member_instances(ec2, groups, module.params["concurrency"])
         now = asg.aws_now(client)
         skipped, retired = [], []
         if step == "launch":

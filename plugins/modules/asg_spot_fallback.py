@@ -124,18 +124,10 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.spotmax.maxgroup.plugins.module_utils import autoscaling as asg
-from ansible_collections.spotmax.maxgroup.plugins.module_utils import ec2 as ec2_utils
 from ansible_collections.spotmax.maxgroup.plugins.module_utils import fallback, metrics, renewal
+from ansible_collections.spotmax.maxgroup.plugins.module_utils.duration import api_tag
 from ansible_collections.spotmax.maxgroup.plugins.module_utils.group_tags import MEMBERSHIP_KEY, tag_map
-
-RESOURCE_TYPE = "auto-scaling-group"
-
-
-def group_tag(name, key, value=None):
-    tag = {"ResourceId": name, "ResourceType": RESOURCE_TYPE, "Key": key}
-    if value is not None:
-        tag.update({"Value": value, "PropagateAtLaunch": False})
-    return tag
+from ansible_collections.spotmax.maxgroup.plugins.module_utils.replacement import STANDBY_KEY
 
 
 def decide_on_demand(client, groups, now, force):
@@ -153,9 +145,7 @@ def decide_on_demand(client, groups, now, force):
 
 def send_capacity(module, ec2, groups):
     """The groups' in-service Spot / On-Demand split, sent to the metrics namespace unless empty or checking."""
-    ids = [member["InstanceId"] for group in groups for member in renewal.members(group)]
-    instances = {i["InstanceId"]: i for i in (ec2_utils.describe_instances(ec2, ids) if ids else [])}
-    datums = metrics.capacity(groups, instances)
+    datums = metrics.capacity(groups, asg.member_instances(ec2, groups))
     namespace = module.params["metrics_namespace"]
     if namespace and datums and not module.check_mode:
         cloudwatch = module.client("cloudwatch", retry_decorator=AWSRetry.jittered_backoff())
@@ -172,13 +162,12 @@ def send_capacity(module, ec2, groups):
 
 
 def decide_spot(client, ec2, groups, now):
-    ids = [member["InstanceId"] for group in groups for member in renewal.members(group)]
-    served_names = sorted({tag_map(g.get("Tags")).get(fallback.STANDBY_KEY) for g in groups} - {None, ""})
+    served_names = sorted({tag_map(g.get("Tags")).get(STANDBY_KEY) for g in groups} - {None, ""})
     served = {group["AutoScalingGroupName"]: group for group in asg.describe_groups(client, served_names)}
-    instances = {i["InstanceId"]: i for i in (ec2_utils.describe_instances(ec2, ids) if ids else [])}
+    instances = asg.member_instances(ec2, groups)
     decisions = []
     for group in groups:
-        stands_by = tag_map(group.get("Tags")).get(fallback.STANDBY_KEY)
+        stands_by = tag_map(group.get("Tags")).get(STANDBY_KEY)
         if stands_by:
             decisions.append(fallback.scale_in_standby(group, served.get(stands_by), instances, now))
         else:
@@ -187,25 +176,24 @@ def decide_spot(client, ec2, groups, now):
 
 
 def apply(client, decisions):
+    """Distributions and capacities group by group; the fallback tags of all groups in batched calls."""
+    put, delete = [], []
     for decision in decisions:
         name, action = decision["group"], decision["action"]
         if decision.get("policy") is not None:
             client.update_auto_scaling_group(
                 aws_retry=True, AutoScalingGroupName=name, MixedInstancesPolicy=decision["policy"]
             )
-        if action == "fallback" and decision["tags"]:
-            client.create_or_update_tags(
-                aws_retry=True, Tags=[group_tag(name, key, value) for key, value in decision["tags"].items()]
-            )
+        if action == "fallback":
+            put.extend(api_tag(name, key, value, False) for key, value in decision["tags"].items())
         elif action == "finish":
-            client.delete_tags(
-                aws_retry=True,
-                Tags=[group_tag(name, renewal.FALLBACK_AT_KEY), group_tag(name, renewal.FALLBACK_FROM_KEY)],
-            )
+            delete.extend(api_tag(name, key) for key in (renewal.FALLBACK_AT_KEY, renewal.FALLBACK_FROM_KEY))
         elif action == "scale_in":
             client.set_desired_capacity(
                 aws_retry=True, AutoScalingGroupName=name, DesiredCapacity=decision["desired"], HonorCooldown=False
             )
+    asg.create_or_update_tags(client, put)
+    asg.delete_tags(client, delete)
 
 
 def writes(decision, group):
@@ -267,7 +255,7 @@ def main():
     client = module.client("autoscaling", retry_decorator=retry)
     ec2 = module.client("ec2", retry_decorator=AWSRetry.jittered_backoff())
     try:
-        keys = (MEMBERSHIP_KEY,) if state == "on_demand" else (renewal.FALLBACK_FROM_KEY, fallback.STANDBY_KEY)
+        keys = (MEMBERSHIP_KEY,) if state == "on_demand" else (renewal.FALLBACK_FROM_KEY, STANDBY_KEY)
         groups, missing = asg.describe_named_or_tagged(client, names, keys)
         if missing:
             module.fail_json(msg=f"names: no Auto Scaling group named {', '.join(missing)}")

@@ -7,7 +7,7 @@ import time
 
 import pytest
 import yaml
-from conftest import WRITE_VERB, aws_calls, run_playbook
+from conftest import aws_calls, aws_writes, run_playbook
 
 GROUPS = 50
 CONTROLLER_ROLE = "arn:aws:iam::123456789012:role/setup-fleet-controller"
@@ -103,9 +103,8 @@ def test_setup_fleet_configures_50_groups_and_a_second_run_writes_nothing(world,
     second = run_playbook(world, collections_path, "spotmax.maxgroup.setup_fleet", "-e", f"@{variables}", timeout=900)
     second_seconds = time.monotonic() - started
     assert second.returncode == 0, second.stdout[-6000:] + second.stderr[-3000:]
-    calls = aws_calls(world)
-    assert calls.get("autoscaling:DescribeAutoScalingGroups", 0) > 0
-    writes = {call: count for call, count in calls.items() if WRITE_VERB.match(call)}
+    assert aws_calls(world).get("autoscaling:DescribeAutoScalingGroups", 0) > 0
+    writes = aws_writes(world)
     changed = re.findall(r"^changed: .*$|^TASK \[.*$", second.stdout, re.MULTILINE)
     assert writes == {}, f"{writes}\n" + "\n".join(changed)[-4000:]
     assert re.search(r"localhost\s+: ok=\d+\s+changed=0\s", second.stdout), second.stdout[-3000:]
