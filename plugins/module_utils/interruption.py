@@ -155,7 +155,7 @@ def groups_to_read(events: list[Any], instances: list[dict[str, Any]]) -> list[s
 
 
 def lifecycle_groups(events: list[Any]) -> list[str]:
-    """Groups whose lifecycle hooks must be read (for their heartbeat timeout)."""
+    """Groups whose lifecycle hooks must be read (for their heartbeat and global timeouts)."""
     names = {
         event["lifecycle"]["group"]
         for event in events
@@ -214,12 +214,26 @@ def _error(event: Any, group: str | None, message: str) -> dict[str, Any]:
     return {"instance_id": event.get("instance_id"), "kind": event.get("kind"), "group": group, "message": message}
 
 
+# AWS ends a lifecycle action at the latest after 100 heartbeat timeouts or 48 hours, heartbeats or not.
+MAX_GLOBAL_TIMEOUT = 172800
+
+
+def global_timeout(hook: dict[str, Any]) -> int | None:
+    """Seconds a lifecycle action may be kept alive by heartbeats (DescribeLifecycleHooks' GlobalTimeout)."""
+    if hook.get("GlobalTimeout") is not None:
+        return int(hook["GlobalTimeout"])
+    if hook.get("HeartbeatTimeout") is not None:
+        return min(100 * int(hook["HeartbeatTimeout"]), MAX_GLOBAL_TIMEOUT)
+    return None
+
+
 def _event_deadline(event: dict[str, Any], hook: dict[str, Any] | None) -> datetime | None:
+    """The notice's deadline; for a lifecycle action the hook's global timeout (heartbeats bridge the gap)."""
     deadline = parse_time(event.get("deadline"))
-    if deadline is None and hook is not None and hook.get("heartbeat_timeout") is not None:
+    if deadline is None and hook is not None and hook.get("global_timeout") is not None:
         start = parse_time(event.get("time"))
         if start is not None:
-            deadline = start + timedelta(seconds=int(hook["heartbeat_timeout"]))
+            deadline = start + timedelta(seconds=hook["global_timeout"])
     return deadline
 
 
@@ -246,7 +260,10 @@ def plan(
         for group in groups
     }
     hook_by_name = {
-        (name, hook["LifecycleHookName"]): {"heartbeat_timeout": hook.get("HeartbeatTimeout")}
+        (name, hook["LifecycleHookName"]): {
+            "heartbeat_timeout": hook.get("HeartbeatTimeout"),
+            "global_timeout": global_timeout(hook),
+        }
         for name, found in hooks.items()
         for hook in found
     }

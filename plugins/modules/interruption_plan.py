@@ -148,8 +148,9 @@ plan:
           sample: [cordon, replace, drain, deregister]
         deadline:
           description:
-            - When the instance goes away (ISO 8601 UTC), the earliest of its events' deadlines; for a lifecycle action,
-              the event time plus the hook's heartbeat timeout. Null when unknown.
+            - When the instance goes away (ISO 8601 UTC), the earliest of its events' deadlines. For a lifecycle action
+              it is the event time plus the hook's global timeout (100 heartbeat timeouts, at most 48 hours), since
+              the role records heartbeats while the drain runs. Null when unknown.
           type: str
           sample: "2026-11-21T14:07:06Z"
         persistence_dev:

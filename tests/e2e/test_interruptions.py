@@ -242,6 +242,72 @@ def test_rebalance_scheduled_change_lifecycle_and_state_change(world, aws, colle
     assert group["DesiredCapacity"] == 4
 
 
+def lifecycle_states(autoscaling, instance_id):
+    found = autoscaling.describe_auto_scaling_instances(InstanceIds=[instance_id])["AutoScalingInstances"]
+    return [i["LifecycleState"] for i in found]
+
+
+def test_lifecycle_hook_notifying_the_queue_directly_is_heartbeated_past_its_timeout_and_completed(
+    world, aws, collections_path, tmp_path, rulebooks
+):
+    fleet = seed_fleet(world, 2, name="jobs")
+    sqs, ec2, autoscaling = aws("sqs"), aws("ec2"), aws("autoscaling")
+    hooked = fleet.instances[0]
+    # A pod no eviction may take: the drain runs to its timeout, past the hook's heartbeat timeout.
+    world.kubernetes.add_pod(
+        "pinned",
+        node_name=hooked.node_name,
+        labels={"app": "pinned", GUARDED_LABEL: "true"},
+        owner_kind="ReplicaSet",
+        owner_name="pinned",
+    )
+    world.kubernetes.add_pdb("pinned", match_labels={"app": "pinned"}, min_available=1)
+    heartbeat_timeout = 30
+    autoscaling.put_lifecycle_hook(
+        AutoScalingGroupName=fleet.group,
+        LifecycleHookName="drain",
+        LifecycleTransition="autoscaling:EC2_INSTANCE_TERMINATING",
+        HeartbeatTimeout=heartbeat_timeout,
+        DefaultResult="ABANDON",
+        NotificationTargetARN=fleet.queue_arn,
+        RoleARN="arn:aws:iam::123456789012:role/spotmax-hooks",
+    )
+    assert messages_left(sqs, fleet.queue_url) == 1, "AWS's test notification for the new hook"
+    rulebook = interruption_rulebook(world, collections_path, tmp_path, fleet, interruption_drain_timeout=45).start()
+    rulebooks.append(rulebook)
+    wait_until("the test notification is acknowledged", lambda: messages_left(sqs, fleet.queue_url) == 0, 90, rulebook)
+    assert handled_tags(ec2, fleet.instance_ids) == {}, "the test notification acts on nothing"
+
+    world.aws.clear_requests()
+    autoscaling.terminate_instance_in_auto_scaling_group(
+        InstanceId=hooked.instance_id, ShouldDecrementDesiredCapacity=False
+    )
+    terminated_at = time.monotonic()
+    # The hook notifies the queue directly and EventBridge sends its own copy: one notice, handled once.
+    assert messages_left(sqs, fleet.queue_url) == 2
+    wait_until("the node is cordoned", lambda: world.kubernetes.node_states()[hooked.node_name]["unschedulable"], 60)
+    time.sleep(max(0.0, terminated_at + heartbeat_timeout + 8 - time.monotonic()))
+    assert lifecycle_states(autoscaling, hooked.instance_id) == ["Terminating:Wait"], "heartbeats kept the action"
+    wait_until(
+        "the lifecycle action is completed",
+        lambda: lifecycle_states(autoscaling, hooked.instance_id) in ([], ["Terminating:Proceed"], ["Terminated"]),
+        90,
+        rulebook,
+    )
+    wait_until("both copies are acknowledged", lambda: messages_left(sqs, fleet.queue_url) == 0, 60, rulebook)
+
+    calls = world.aws.requests()
+    assert calls.get("autoscaling:RecordLifecycleActionHeartbeat", 0) >= 1, calls
+    assert calls.get("autoscaling:CompleteLifecycleAction") == 1, calls
+    assert list(handled_tags(ec2, fleet.instance_ids)) == [hooked.instance_id]
+    pods = {p["metadata"]["name"]: p for p in world.kubernetes.list_objects("pods")}
+    assert pods["pinned"]["spec"]["nodeName"] == hooked.node_name, "the PDB kept its pod: reported, not forced"
+    assert_drained_and_deregistered(world, fleet, [hooked.instance_id])
+    other = fleet.instances[1]
+    assert not world.kubernetes.node_states()[other.node_name]["unschedulable"]
+    assert world.consul.services_by_agent()[other.node_name] != []
+
+
 def test_rulebook_killed_mid_storm_restarts_and_replaces_each_instance_once(
     world, aws, collections_path, tmp_path, rulebooks
 ):

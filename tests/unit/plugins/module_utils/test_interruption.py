@@ -224,11 +224,26 @@ def test_lifecycle_terminate_completes_with_the_heartbeat_timeout_and_deadline()
     result = plan([lifecycle_event(I1)], [instance(I1)], [full_group()], hooks)
     entry = result["instances"][0]
     assert entry["actions"] == ["drain", "deregister", "complete_lifecycle"]
-    assert entry["deadline"] == "2026-11-21T14:10:06Z"  # event time + 300 s
+    # Heartbeats keep the action alive past 300 s: the deadline is the global timeout, 100 x 300 s.
+    assert entry["deadline"] == "2026-11-21T22:25:06Z"
     assert result["lifecycle"] == [
         {"instance_id": I1, "group": "web", "hook_name": "drain", "token": "tok-1", "heartbeat_timeout": 300}
     ]
     assert result["replace"] == []
+
+
+@pytest.mark.parametrize(
+    ("hook", "deadline"),
+    [
+        ({"HeartbeatTimeout": 30, "GlobalTimeout": 600}, "2026-11-21T14:15:06Z"),
+        ({"HeartbeatTimeout": 7200}, "2026-11-23T14:05:06Z"),  # 100 x 2 h is capped at 48 h
+    ],
+)
+def test_lifecycle_deadline_is_the_hooks_global_timeout(hook, deadline):
+    hooks = {"web": [{"LifecycleHookName": "drain", **hook}]}
+    result = plan([lifecycle_event(I1)], [instance(I1)], [full_group()], hooks)
+    assert result["instances"][0]["deadline"] == deadline
+    assert result["lifecycle"][0]["heartbeat_timeout"] == hook["HeartbeatTimeout"]
 
 
 def test_lifecycle_hook_not_found_leaves_timeout_and_deadline_null():
