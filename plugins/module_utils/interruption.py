@@ -40,9 +40,9 @@ GONE_STATES = ("stopping", "stopped", "shutting-down", "terminated")
 ID_FORMAT = "i- and 8 to 17 hex digits"
 INSTANCE_ID = re.compile(r"^i-[0-9a-f]{8,17}$")
 ACTIONS = ("cordon", "replace", "drain", "deregister", "handover", "retire", "cleanup", "complete_lifecycle")
-# Kinds whose instance this pipeline replaces: a group's kept volume (spotmax:persistence_dev) moves to the
-# replacement. Lifecycle actions (a scale-in has no replacement) and state changes are left alone.
-HANDOVER_KINDS = ("spot_interruption", *OPT_IN_KINDS)
+# Kinds whose instance this pipeline (or a renewal round) replaces: a group's kept volume (spotmax:persistence_dev)
+# moves to the replacement. Lifecycle actions (a scale-in has no replacement) and state changes are left alone.
+HANDOVER_KINDS = ("spot_interruption", *OPT_IN_KINDS, "renewal")
 LIFECYCLE_FIELDS = ("hook_name", "token", "group")
 
 

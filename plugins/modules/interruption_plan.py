@@ -29,13 +29,13 @@ description:
     C(scheduled_change): replace (the replacement is launched first), drain, deregister, retire (terminate after
     the drain). C(lifecycle_terminate): drain, deregister, complete_lifecycle.
     C(renewal) (an instance renewed launch-first by M(spotmax.maxgroup.asg_renew_instances), its replacement
-    in service): cordon, drain, deregister. C(state_change) to C(stopping), C(stopped), C(shutting-down) or
+    in service): cordon, drain, deregister (the module retires it afterwards). C(state_change) to C(stopping), C(stopped), C(shutting-down) or
     C(terminated): cleanup (delete the Kubernetes node) and deregister through the Consul catalog (the agent
     is gone)."
   - cordon, drain and cleanup are planned only for groups with C(spotmax:k8s_config_file_path) or
     C(spotmax:eks_cluster_name); deregister only for groups with C(spotmax:consul_port) and instances with a private IP.
   - handover (move the group's kept EBS volume to the replacement, M(spotmax.maxgroup.ec2_volume_handover)) is
-    planned for C(spot_interruption), C(rebalance) and C(scheduled_change) events of groups with a
+    planned for C(spot_interruption), C(rebalance), C(scheduled_change) and C(renewal) events of groups with a
     C(spotmax:persistence_dev) tag; it comes after deregister and before retire. A tag value that is not a device
     C(/dev/sd[f-p]) or C(/dev/xvd[f-p]) makes such an event an error. C(lifecycle_terminate) (a scale-in has no
     replacement) and C(state_change) events hand nothing over.

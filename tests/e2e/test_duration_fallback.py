@@ -131,6 +131,43 @@ def test_instances_past_their_guarantee_are_renewed_launch_first(world, aws, col
     assert aws_writes(world) == {}
 
 
+def attached(ec2, volume_id):
+    """(instance, device) pairs the volume is attached to; raises when the volume is gone."""
+    found = ec2.describe_volumes(VolumeIds=[volume_id])["Volumes"][0]
+    return [(a["InstanceId"], a["Device"]) for a in found["Attachments"] if a["State"] == "attached"]
+
+
+def test_a_renewed_instance_hands_its_kept_data_volume_to_its_replacement(world, aws, collections_path):
+    tags = {
+        "spotmax:instance_duration_hours": "1",
+        "spotmax:gurantee_living_mins": "50",
+        "spotmax:max_num_of_terminated_one_time": "1",
+    }
+    # EBS volumes live in one zone: a group keeping data volumes runs in one zone.
+    fleet = seed_fleet(
+        world, 2, name="keep", pods_per_node=1, extra_tags=tags, persistence_dev="/dev/sdf", zones=("us-east-1b",)
+    )
+    autoscaling, ec2 = aws("autoscaling"), aws("ec2")
+    original = serving(autoscaling, "keep")
+    extra = ["-e", json.dumps({"renewal_consul_agent_addresses": fleet.consul_agent_addresses})]
+    world.aws.advance_clock(51 * 60)
+
+    with Watcher(autoscaling, "keep") as watcher:
+        play(world, collections_path, "enforce_duration", *extra)
+    assert watcher.fewest >= 2
+    renewed, kept = original[0], original[1]
+    now_serving = serving(autoscaling, "keep")
+    assert renewed not in now_serving and kept in now_serving and len(now_serving) == 2
+    [replacement] = set(now_serving) - set(original)
+    volume = fleet.data_volumes[renewed]
+    assert attached(ec2, volume) == [(replacement, "/dev/sdf")], "the renewed instance's data moved to its replacement"
+    assert attached(ec2, fleet.data_volumes[kept]) == [(kept, "/dev/sdf")], "the other instance keeps its own"
+
+    # The renewed instance finishes terminating (its group has no hook): the moved volume is not deleted with it.
+    world.aws.advance_clock(60)
+    assert attached(ec2, volume) == [(replacement, "/dev/sdf")]
+
+
 def spot_group(aws, name, desired):
     aws("ec2").create_launch_template(LaunchTemplateName=name, LaunchTemplateData={"ImageId": AMI})
     tags = {"spotmax:group": name, "spotmax:od_least_live_mins": "15", "spotmax:max_num_of_terminated_one_time": "3"}

@@ -124,11 +124,12 @@ def seed_fleet(
     delays: int = 0,
     extra_tags: dict[str, str] | None = None,
     persistence_dev: str | None = None,
+    zones: tuple[str, ...] = ZONES,
 ) -> Fleet:
     """Create the fleet described in the module docstring; ``standby_size=None`` makes no standby group.
 
     ``persistence_dev`` (e.g. ``/dev/sdf``) tags the group ``spotmax:persistence_dev`` and gives each
-    instance a data volume at that device.
+    instance a data volume at that device. ``zones`` are the groups' availability zones.
     """
     if size < 1:
         raise ValueError(f"size: {size} is not allowed; use 1 or more")
@@ -136,6 +137,8 @@ def seed_fleet(
         raise ValueError(f"services_per_node: {services_per_node} is not allowed; use 0 to {len(SERVICE_NAMES)}")
     if pods_per_node < 0:
         raise ValueError(f"pods_per_node: {pods_per_node} is not allowed; use 0 or more")
+    if not zones or not set(zones) <= set(ZONES):
+        raise ValueError(f"zones: {zones!r} is not allowed; use one or more of {', '.join(ZONES)}")
     extra = dict(extra_tags or {})
     if persistence_dev is not None:
         extra["spotmax:persistence_dev"] = persistence_dev
@@ -143,11 +146,11 @@ def seed_fleet(
     queue_url, queue_arn, dlq_url = _queue(world, name)
     rules = _rules(world, name, queue_arn)
     template = f"{name}-lt"
-    _auto_scaling_group(world, name, template, size, tags)
+    _auto_scaling_group(world, name, template, size, tags, zones)
     standby = None
     if standby_size is not None:
         standby = f"{name}-standby"
-        _standby_group(world, standby, name, standby_size, size)
+        _standby_group(world, standby, name, standby_size, size, zones)
     described = _described_instances(world, name)
     volumes = _data_volumes(world, described, persistence_dev) if persistence_dev is not None else {}
     pdbs = _kubernetes(world, described, pods_per_node)
@@ -199,7 +202,9 @@ def _tag_list(group: str, tags: dict[str, str]) -> list[dict[str, Any]]:
     ]
 
 
-def _auto_scaling_group(world: World, name: str, template: str, size: int, tags: dict[str, str]) -> None:
+def _auto_scaling_group(
+    world: World, name: str, template: str, size: int, tags: dict[str, str], zones: tuple[str, ...]
+) -> None:
     world.aws.client("ec2").create_launch_template(
         LaunchTemplateName=template, LaunchTemplateData={"ImageId": AMI, "InstanceType": INSTANCE_TYPES[0]}
     )
@@ -208,7 +213,7 @@ def _auto_scaling_group(world: World, name: str, template: str, size: int, tags:
         MinSize=0,
         MaxSize=size * 2,
         DesiredCapacity=size,
-        AvailabilityZones=list(ZONES),
+        AvailabilityZones=list(zones),
         MixedInstancesPolicy={
             "LaunchTemplate": {
                 "LaunchTemplateSpecification": {"LaunchTemplateName": template, "Version": "$Latest"},
@@ -224,7 +229,9 @@ def _auto_scaling_group(world: World, name: str, template: str, size: int, tags:
     )
 
 
-def _standby_group(world: World, standby: str, group: str, desired: int, size: int) -> None:
+def _standby_group(
+    world: World, standby: str, group: str, desired: int, size: int, zones: tuple[str, ...]
+) -> None:
     template = f"{standby}-lt"
     world.aws.client("ec2").create_launch_template(
         LaunchTemplateName=template, LaunchTemplateData={"ImageId": AMI, "InstanceType": INSTANCE_TYPES[0]}
@@ -235,7 +242,7 @@ def _standby_group(world: World, standby: str, group: str, desired: int, size: i
         MinSize=0,
         MaxSize=max(size, desired),
         DesiredCapacity=desired,
-        AvailabilityZones=list(ZONES),
+        AvailabilityZones=list(zones),
         Tags=[
             {
                 "ResourceId": standby,

@@ -398,6 +398,13 @@ def test_replaced_instances_of_a_group_keeping_a_volume_hand_it_over():
     assert result["errors"] == []
 
 
+def test_a_renewed_instance_of_a_group_keeping_a_volume_hands_it_over_before_it_is_retired():
+    keeping = full_group(**{"spotmax:persistence_dev": "/dev/xvdg"})
+    result = plan([event("renewal", I1, None)], [instance(I1)], [keeping])
+    assert result["instances"][0]["actions"] == ["cordon", "drain", "deregister", "handover"]
+    assert result["handover"] == [{"instance_id": I1, "group": "web", "device_name": "/dev/xvdg"}]
+
+
 def test_groups_without_a_kept_volume_hand_nothing_over():
     result = plan([event("spot_interruption", I1)], [instance(I1)], [full_group()])
     assert result["instances"][0]["persistence_dev"] is None
