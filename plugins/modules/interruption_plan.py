@@ -29,9 +29,9 @@ description:
     C(scheduled_change): replace (the replacement is launched first), drain, deregister, retire (terminate after
     the drain). C(lifecycle_terminate): drain, deregister, complete_lifecycle.
     C(renewal) (an instance renewed launch-first by M(spotmax.maxgroup.asg_renew_instances), its replacement
-    in service): cordon, drain, deregister (the module retires it afterwards). C(state_change) to C(stopping), C(stopped), C(shutting-down) or
-    C(terminated): cleanup (delete the Kubernetes node) and deregister through the Consul catalog (the agent
-    is gone)."
+    in service): cordon, drain, deregister (that module retires it afterwards). C(state_change) to
+    C(stopping), C(stopped), C(shutting-down) or C(terminated): cleanup (delete the Kubernetes node) and
+    deregister through the Consul catalog (the agent is gone)."
   - cordon, drain and cleanup are planned only for groups with C(spotmax:k8s_config_file_path) or
     C(spotmax:eks_cluster_name); deregister only for groups with C(spotmax:consul_port) and instances with a private IP.
   - handover (move the group's kept EBS volume to the replacement, M(spotmax.maxgroup.ec2_volume_handover)) is

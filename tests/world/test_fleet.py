@@ -131,6 +131,13 @@ def test_seed_fleet_rejects_bad_sizes(world: World) -> None:
         seed_fleet(world, 0)
     with pytest.raises(ValueError, match="services_per_node: 9 is not allowed"):
         seed_fleet(world, 1, services_per_node=9)
+    with pytest.raises(ValueError, match="zones: \\('us-west-2a',\\) is not allowed"):
+        seed_fleet(world, 1, zones=("us-west-2a",))
+
+
+def test_seed_fleet_in_one_zone_places_every_instance_there(world: World) -> None:
+    fleet = seed_fleet(world, 3, name="one-zone", pods_per_node=0, zones=("us-east-1c",))
+    assert {instance.zone for instance in fleet.instances} == {"us-east-1c"}
 
 
 def test_register_services_validates_like_the_agent_api(world: World, fleet: Fleet) -> None:

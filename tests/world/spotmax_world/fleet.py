@@ -229,9 +229,7 @@ def _auto_scaling_group(
     )
 
 
-def _standby_group(
-    world: World, standby: str, group: str, desired: int, size: int, zones: tuple[str, ...]
-) -> None:
+def _standby_group(world: World, standby: str, group: str, desired: int, size: int, zones: tuple[str, ...]) -> None:
     template = f"{standby}-lt"
     world.aws.client("ec2").create_launch_template(
         LaunchTemplateName=template, LaunchTemplateData={"ImageId": AMI, "InstanceType": INSTANCE_TYPES[0]}
