@@ -54,6 +54,24 @@ def describe_instances(client: Any, instance_ids: list[str], concurrency: int = 
     return [instance for page in pages for instance in page]
 
 
+def tag_values(client: Any, resource_ids: list[str], key: str, concurrency: int = 10) -> dict[str, str]:
+    """``{resource id: value}`` of tag ``key`` on the given resources (DescribeTags, 200 ids per filter)."""
+
+    def read(batch: list[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        filters = [{"Name": "resource-id", "Values": batch}, {"Name": "key", "Values": [key]}]
+        request: dict[str, Any] = {"Filters": filters, "MaxResults": 1000}
+        while True:
+            page = client.describe_tags(aws_retry=True, **request)
+            found.update({tag["ResourceId"]: tag["Value"] for tag in page.get("Tags", [])})
+            if not page.get("NextToken"):
+                return found
+            request["NextToken"] = page["NextToken"]
+
+    pages = run_concurrently(read, chunks(sorted(set(resource_ids)), FILTER_VALUES), concurrency)
+    return {resource_id: value for page in pages for resource_id, value in page.items()}
+
+
 def tag_calls(values: dict[str, str], size: int = TAG_RESOURCES) -> list[tuple[str, list[str]]]:
     """(value, instance ids) per CreateTags call: instances with the same value share calls of ``size`` ids."""
     by_value: dict[str, list[str]] = {}

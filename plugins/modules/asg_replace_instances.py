@@ -20,6 +20,10 @@ description:
   - When a group has a standby group (an On-Demand group tagged C(spotmax:standby_for) with the
     group's name, usually with a hibernated warm pool), the standby group is also scaled out by as
     many instances, capped at its maximum size, so warm capacity serves in seconds.
+  - An instance of a renewal round in progress (tagged C(spotmax:renewing) by
+    M(spotmax.maxgroup.asg_renew_instances)) already has its replacement launched, so it is detached with the
+    desired capacity decremented and no standby capacity is added for it. Its round then retires the others
+    and leaves the group at the capacity it had before the round.
   - Instances are looked up 50 per call and detached 20 per call, the API's limits, with up to
     O(concurrency) detach calls at a time (calls refused with C(ResourceContention) while another
     update of the group is pending are retried); instances that are in no group (already detached
@@ -75,6 +79,11 @@ replacement:
       description: Detached instance ids by group name.
       type: dict
       sample: {"web-spot": ["i-0123456789abcdef0"]}
+    detached_renewed:
+      description:
+        - Instances of renewal rounds in progress detached with the desired capacity decremented, by group name.
+      type: dict
+      sample: {"web-spot": ["i-0a1b2c3d4e5f60718"]}
     standby:
       description: Standby groups scaled out, with their desired capacity before and after.
       type: dict
@@ -95,7 +104,9 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.spotmax.maxgroup.plugins.module_utils import autoscaling as asg
+from ansible_collections.spotmax.maxgroup.plugins.module_utils import ec2 as ec2_utils
 from ansible_collections.spotmax.maxgroup.plugins.module_utils import replacement
+from ansible_collections.spotmax.maxgroup.plugins.module_utils.renewal import RENEWING_KEY
 
 INSTANCE_ID_PREFIX = "i-"
 MAX_CONCURRENCY = 20
@@ -122,9 +133,15 @@ def main():
         standby = {}
         if module.params["use_standby"] and described:
             standby = replacement.standby_groups(asg.describe_groups_with_tag(client, replacement.STANDBY_KEY))
-        wanted = replacement.plan(instance_ids, described, standby, module.params["use_standby"])
+        renewing: set[str] = set()
+        candidates = replacement.detachable(instance_ids, described)
+        if candidates:
+            ec2 = module.client("ec2", retry_decorator=AWSRetry.jittered_backoff())
+            renewing = set(ec2_utils.tag_values(ec2, candidates, RENEWING_KEY))
+        wanted = replacement.plan(instance_ids, described, standby, module.params["use_standby"], renewing)
         if not module.check_mode:
             asg.detach_instances(client, wanted["detach"], decrement=False, concurrency=concurrency)
+            asg.detach_instances(client, wanted["detach_renewed"], decrement=True, concurrency=concurrency)
             for group, change in wanted["standby"].items():
                 client.set_desired_capacity(aws_retry=True, AutoScalingGroupName=group, DesiredCapacity=change["to"])
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
@@ -132,15 +149,24 @@ def main():
 
     result = {
         "detached": wanted["detach"],
+        "detached_renewed": wanted["detach_renewed"],
         "standby": wanted["standby"],
         "skipped": wanted["skipped"],
     }
-    output = {"changed": bool(wanted["detach"] or wanted["standby"]), "replacement": result}
+    output = {
+        "changed": bool(wanted["detach"] or wanted["detach_renewed"] or wanted["standby"]),
+        "replacement": result,
+    }
     if module._diff:
         output["diff"] = {
-            "before": {"detached": {}, "standby": {name: c["from"] for name, c in wanted["standby"].items()}},
+            "before": {
+                "detached": {},
+                "detached_renewed": {},
+                "standby": {name: c["from"] for name, c in wanted["standby"].items()},
+            },
             "after": {
                 "detached": wanted["detach"],
+                "detached_renewed": wanted["detach_renewed"],
                 "standby": {name: c["to"] for name, c in wanted["standby"].items()},
             },
         }

@@ -41,6 +41,18 @@ def test_plan_groups_detaches_and_counts_standby_per_group():
     ]
 
 
+def test_instances_of_a_renewal_round_are_detached_with_a_decrement_and_add_no_standby():
+    described = [member("i-1", "a"), member("i-2", "a"), member("i-3", "a", "Terminating:Wait")]
+    spare = {"a": standby("a-standby", "a", desired=0)}
+    assert replacement.detachable(["i-1", "i-2", "i-3", "i-9"], described) == ["i-1", "i-2"]
+    wanted = replacement.plan(["i-1", "i-2", "i-3"], described, spare, renewing={"i-2", "i-3"})
+    assert wanted["detach"] == {"a": ["i-1"]}
+    assert wanted["detach_renewed"] == {"a": ["i-2"]}
+    assert wanted["standby"] == {"a-standby": {"from": 0, "to": 1, "capped": False}}
+    only_renewing = replacement.plan(["i-2"], described, spare, renewing={"i-2"})
+    assert only_renewing["detach"] == {} and only_renewing["standby"] == {}
+
+
 def test_plan_without_standby_or_at_max_size_scales_nothing():
     described = [member("i-1", "a")]
     assert replacement.plan(["i-1"], described, {"a": standby("s", "a")}, use_standby=False)["standby"] == {}

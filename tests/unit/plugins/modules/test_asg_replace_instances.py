@@ -44,6 +44,21 @@ def test_detaches_without_decrement_and_scales_the_standby_group(aws, run, fleet
     assert result["diff"]["after"]["standby"] == {"web-spot-standby": 2}
 
 
+def test_an_instance_of_a_renewal_round_is_detached_with_a_decrement(aws, run, fleet):
+    """Its replacement is launched already: the round ends at the capacity the group had before it."""
+    renewing, interrupted = sorted(fleet)[:2]
+    aws["autoscaling"].set_desired_capacity(AutoScalingGroupName="web-spot", DesiredCapacity=4)  # the round's raise
+    aws["ec2"].create_tags(Resources=[renewing], Tags=[{"Key": "spotmax:renewing", "Value": "3"}])
+    result = run({"instance_ids": [renewing, interrupted]}, diff=True)
+    assert result["changed"] is True
+    assert result["replacement"]["detached"] == {"web-spot": [interrupted]}
+    assert result["replacement"]["detached_renewed"] == {"web-spot": [renewing]}
+    assert result["diff"]["after"]["detached_renewed"] == {"web-spot": [renewing]}
+    desired, now = members(aws, "web-spot")
+    assert desired == 3 and not now & {renewing, interrupted}
+    assert members(aws, "web-spot-standby")[0] == 1, "standby capacity for the interrupted instance only"
+
+
 def test_second_run_changes_nothing(aws, run, fleet):
     chosen = sorted(fleet)[:1]
     run({"instance_ids": chosen})
