@@ -7,6 +7,7 @@ so the group's in-service count never drops below its desired capacity.
 from __future__ import annotations
 
 import json
+import pathlib
 import re
 import threading
 
@@ -71,7 +72,9 @@ def recap_changed(output):
 
 
 def play(world, collections_path, playbook, *args):
-    result = run_playbook(world, collections_path, f"spotmax.maxgroup.{playbook}", *args, timeout=600)
+    """Run a collection playbook by its short name, or a playbook file given as a path."""
+    name = playbook if isinstance(playbook, pathlib.Path) else f"spotmax.maxgroup.{playbook}"
+    result = run_playbook(world, collections_path, name, *args, timeout=600)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     return result.stdout
 
@@ -166,6 +169,55 @@ def test_a_renewed_instance_hands_its_kept_data_volume_to_its_replacement(world,
     # The renewed instance finishes terminating (its group has no hook): the moved volume is not deleted with it.
     world.aws.advance_clock(60)
     assert attached(ec2, volume) == [(replacement, "/dev/sdf")]
+
+
+LAUNCH_ONLY = """\
+- name: Start a renewal round and stop there
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  vars:
+    ansible_python_interpreter: "{{ ansible_playbook_python }}"
+  tasks:
+    - name: Launch the replacements first
+      spotmax.maxgroup.asg_renew_instances:
+        names: [mid]
+        step: launch
+        wait_timeout: 120
+"""
+
+
+def test_an_interruption_in_the_middle_of_a_round_leaves_the_group_at_its_capacity(
+    world, aws, collections_path, tmp_path
+):
+    tags = {
+        "spotmax:instance_duration_hours": "1",
+        "spotmax:gurantee_living_mins": "50",
+        "spotmax:max_num_of_terminated_one_time": "2",
+    }
+    fleet = seed_fleet(world, 4, name="mid", pods_per_node=1, extra_tags=tags)
+    autoscaling, ec2 = aws("autoscaling"), aws("ec2")
+    world.aws.advance_clock(51 * 60)
+    launch_only = tmp_path / "launch_only.yml"
+    launch_only.write_text(LAUNCH_ONLY)
+    play(world, collections_path, launch_only)
+    marked = sorted(
+        t["ResourceId"]
+        for t in ec2.describe_tags(Filters=[{"Name": "key", "Values": ["spotmax:renewing"]}])["Tags"]
+        if t["ResourceId"] in fleet.instance_ids
+    )
+    assert len(marked) == 2 and group(autoscaling, "mid")["DesiredCapacity"] == 6
+
+    # A Spot warning hits one of the instances being renewed: its replacement is already in service.
+    play(world, collections_path, "replace", "-e", json.dumps({"interruption_instance_ids": [marked[0]]}))
+    assert group(autoscaling, "mid")["DesiredCapacity"] == 5, "detached with a decrement"
+
+    extra = ["-e", json.dumps({"renewal_consul_agent_addresses": fleet.consul_agent_addresses})]
+    play(world, collections_path, "enforce_duration", *extra)
+    after = group(autoscaling, "mid")
+    assert after["DesiredCapacity"] == 4, "the round ends at the capacity the group had before it"
+    now_serving = serving(autoscaling, "mid")
+    assert len(now_serving) == 4 and not set(marked) & set(now_serving)
 
 
 def spot_group(aws, name, desired):
