@@ -168,7 +168,9 @@ def launch_plan(group: dict[str, Any], instances: dict[str, dict[str, Any]], can
     """The round for ``group``: the instances it renews, what to mark, the capacity it raises to.
 
     A round in progress (marked instances) is resumed as it was recorded. A group at its maximum size
-    has no room for launch-first replacements and is skipped with the reason.
+    has no room for launch-first replacements and is skipped with the reason, and so is a group keeping
+    data volumes (``spotmax:persistence_dev``) in several zones: its replacement could start in another
+    zone than the volume it must receive, and the round would wait on that handover.
     """
     name = group["AutoScalingGroupName"]
     desired = int(group["DesiredCapacity"])
@@ -178,11 +180,19 @@ def launch_plan(group: dict[str, Any], instances: dict[str, dict[str, Any]], can
         target = base + len(renewing)
     else:
         room = int(group["MaxSize"]) - desired
-        count = min(int(settings(group)["max_num_of_terminated_one_time"]), room, len(candidates))
+        found = settings(group)
+        zones = sorted(group.get("AvailabilityZones") or [])
+        count = min(int(found["max_num_of_terminated_one_time"]), room, len(candidates))
         if candidates and room <= 0:
             plan["skipped"] = (
                 f"no room for launch-first replacements: desired capacity {desired} is the maximum size; "
                 "raise max_size above the desired capacity"
+            )
+        elif candidates and found["persistence_dev"] and len(zones) > 1:
+            count = 0
+            plan["skipped"] = (
+                f"spotmax:persistence_dev in {len(zones)} zones ({', '.join(zones)}): a launch-first replacement "
+                "may start in another zone than the data volume it must receive; run the group in one zone"
             )
         base, renewing, target = desired, candidates[:count], desired + count
         plan["mark"] = list(renewing)

@@ -22,8 +22,10 @@ description:
   - O(step=launch) marks up to C(spotmax:max_num_of_terminated_one_time) selected instances per group
     with the tag C(spotmax:renewing) (the desired capacity before the round), raises the desired
     capacity by their number and waits up to O(wait_timeout) seconds until as many unmarked instances
-    are InService as that capacity. A group at its maximum size is skipped with the reason.
-    A round already in progress (marked instances) is resumed, never started twice.
+    are InService as that capacity. A group at its maximum size is skipped with the reason, and so is
+    a group with C(spotmax:persistence_dev) in several availability zones (a replacement could start in
+    another zone than the data volume it must receive). A round already in progress (marked instances) is
+    resumed, never started twice.
   - O(step=retire) terminates the marked instances of groups whose replacements are in service with
     C(TerminateInstanceInAutoScalingGroup), decrementing the desired capacity back, so the group's
     lifecycle hooks run. Drain and deregister them before this step.

@@ -89,6 +89,17 @@ def test_launch_plan_takes_a_batch_within_the_maximum_size():
     assert plan["renewing"] == [] and "no room" in plan["skipped"]
 
 
+def test_a_group_keeping_data_volumes_in_several_zones_is_skipped_with_the_reason():
+    members = [("i-a", "InService"), ("i-b", "InService")]
+    keeping = {**DURATION, "spotmax:persistence_dev": "/dev/sdf"}
+    several = {**group(members, max_size=4, extra=keeping), "AvailabilityZones": ["us-east-1b", "us-east-1a"]}
+    plan = renewal.launch_plan(several, {}, ["i-a"])
+    assert plan["renewing"] == [] and plan["mark"] == [] and plan["desired"] == 2
+    assert plan["skipped"].startswith("spotmax:persistence_dev in 2 zones (us-east-1a, us-east-1b)")
+    one = {**several, "AvailabilityZones": ["us-east-1a"]}
+    assert renewal.launch_plan(one, {}, ["i-a"])["mark"] == ["i-a"]
+
+
 def test_a_round_in_progress_is_resumed_not_started_again():
     members = [("i-a", "InService"), ("i-b", "InService"), ("i-new", "Pending"), ("i-gone", "Terminating:Wait")]
     found = by_id(instance("i-a", 60, renewing=2), instance("i-b", 60), instance("i-gone", 90, renewing=1))
