@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from ansible_collections.spotmax.maxgroup.plugins.module_utils.ec2 import describe_instances as describe_ec2_instances
-from ansible_collections.spotmax.maxgroup.plugins.module_utils.ec2 import run_concurrently
+from ansible_collections.spotmax.maxgroup.plugins.module_utils.ec2 import pages, run_concurrently
 from ansible_collections.spotmax.maxgroup.plugins.module_utils.renewal import response_time
 
 # DescribeAutoScalingGroups returns at most 100 groups per page; asking for more names than that
@@ -41,12 +41,8 @@ def describe_groups(client: Any, names: list[str] | None = None) -> list[dict[st
         request: dict[str, Any] = {"MaxRecords": 100}
         if batch is not None:
             request["AutoScalingGroupNames"] = batch
-        while True:
-            page = client.describe_auto_scaling_groups(aws_retry=True, **request)
+        for page in pages(client.describe_auto_scaling_groups, **request):
             groups.extend(page.get("AutoScalingGroups", []))
-            if not page.get("NextToken"):
-                break
-            request["NextToken"] = page["NextToken"]
     return groups
 
 
@@ -57,16 +53,12 @@ def describe_group(client: Any, name: str) -> dict[str, Any] | None:
 
 def describe_warm_pool(client: Any, name: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     """The group's warm pool configuration (None without a pool) and all its instances."""
-    request: dict[str, Any] = {"AutoScalingGroupName": name, "MaxRecords": WARM_POOL_PAGE}
     configuration: dict[str, Any] | None = None
     instances: list[dict[str, Any]] = []
-    while True:
-        page = client.describe_warm_pool(aws_retry=True, **request)
+    for page in pages(client.describe_warm_pool, AutoScalingGroupName=name, MaxRecords=WARM_POOL_PAGE):
         configuration = page.get("WarmPoolConfiguration") or configuration
         instances.extend(page.get("Instances", []))
-        if not page.get("NextToken"):
-            return configuration, instances
-        request["NextToken"] = page["NextToken"]
+    return configuration, instances
 
 
 def launch_template_data(ec2: Any, spec: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -98,28 +90,24 @@ DETACH_BATCH = 20
 
 def describe_instances(client: Any, instance_ids: list[str]) -> list[dict[str, Any]]:
     """Auto Scaling's view (group, lifecycle state) of the given instances; ids in no group are absent."""
-    found: list[dict[str, Any]] = []
-    for batch in chunks(sorted(set(instance_ids)), DESCRIBE_INSTANCES_BATCH):
-        request: dict[str, Any] = {"InstanceIds": batch, "MaxRecords": DESCRIBE_INSTANCES_BATCH}
-        while True:
-            page = client.describe_auto_scaling_instances(aws_retry=True, **request)
-            found.extend(page.get("AutoScalingInstances", []))
-            if not page.get("NextToken"):
-                break
-            request["NextToken"] = page["NextToken"]
-    return found
+    return [
+        instance
+        for batch in chunks(sorted(set(instance_ids)), DESCRIBE_INSTANCES_BATCH)
+        for page in pages(
+            client.describe_auto_scaling_instances, InstanceIds=batch, MaxRecords=DESCRIBE_INSTANCES_BATCH
+        )
+        for instance in page.get("AutoScalingInstances", [])
+    ]
 
 
 def describe_groups_with_tag(client: Any, key: str) -> list[dict[str, Any]]:
     """Groups carrying tag ``key``, 100 per call."""
-    groups: list[dict[str, Any]] = []
-    request: dict[str, Any] = {"Filters": [{"Name": "tag-key", "Values": [key]}], "MaxRecords": DESCRIBE_GROUPS_BATCH}
-    while True:
-        page = client.describe_auto_scaling_groups(aws_retry=True, **request)
-        groups.extend(page.get("AutoScalingGroups", []))
-        if not page.get("NextToken"):
-            return groups
-        request["NextToken"] = page["NextToken"]
+    filters = [{"Name": "tag-key", "Values": [key]}]
+    return [
+        group
+        for page in pages(client.describe_auto_scaling_groups, Filters=filters, MaxRecords=DESCRIBE_GROUPS_BATCH)
+        for group in page.get("AutoScalingGroups", [])
+    ]
 
 
 def describe_named_or_tagged(

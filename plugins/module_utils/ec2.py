@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -36,40 +36,45 @@ def run_concurrently(function: Callable[[Item], Result], items: Iterable[Item], 
         return list(pool.map(function, work))
 
 
+def pages(call: Callable[..., dict[str, Any]], **request: Any) -> Iterator[dict[str, Any]]:
+    """Every page of a ``NextToken``-paged API call; ``call`` is a client method wrapped with AWSRetry."""
+    while True:
+        page = call(aws_retry=True, **request)
+        yield page
+        if not page.get("NextToken"):
+            return
+        request["NextToken"] = page["NextToken"]
+
+
 def describe_instances(client: Any, instance_ids: list[str], concurrency: int = 10) -> list[dict[str, Any]]:
     """The given instances (EC2's view, tags included); unknown ids are simply absent."""
 
     def read(batch: list[str]) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        request: dict[str, Any] = {"Filters": [{"Name": "instance-id", "Values": batch}], "MaxResults": 1000}
-        while True:
-            page = client.describe_instances(aws_retry=True, **request)
-            for reservation in page.get("Reservations", []):
-                found.extend(reservation.get("Instances", []))
-            if not page.get("NextToken"):
-                return found
-            request["NextToken"] = page["NextToken"]
+        filters = [{"Name": "instance-id", "Values": batch}]
+        return [
+            instance
+            for page in pages(client.describe_instances, Filters=filters, MaxResults=1000)
+            for reservation in page.get("Reservations", [])
+            for instance in reservation.get("Instances", [])
+        ]
 
-    pages = run_concurrently(read, chunks(sorted(set(instance_ids)), FILTER_VALUES), concurrency)
-    return [instance for page in pages for instance in page]
+    batches = run_concurrently(read, chunks(sorted(set(instance_ids)), FILTER_VALUES), concurrency)
+    return [instance for batch in batches for instance in batch]
 
 
 def tag_values(client: Any, resource_ids: list[str], key: str, concurrency: int = 10) -> dict[str, str]:
     """``{resource id: value}`` of tag ``key`` on the given resources (DescribeTags, 200 ids per filter)."""
 
     def read(batch: list[str]) -> dict[str, str]:
-        found: dict[str, str] = {}
         filters = [{"Name": "resource-id", "Values": batch}, {"Name": "key", "Values": [key]}]
-        request: dict[str, Any] = {"Filters": filters, "MaxResults": 1000}
-        while True:
-            page = client.describe_tags(aws_retry=True, **request)
-            found.update({tag["ResourceId"]: tag["Value"] for tag in page.get("Tags", [])})
-            if not page.get("NextToken"):
-                return found
-            request["NextToken"] = page["NextToken"]
+        return {
+            tag["ResourceId"]: tag["Value"]
+            for page in pages(client.describe_tags, Filters=filters, MaxResults=1000)
+            for tag in page.get("Tags", [])
+        }
 
-    pages = run_concurrently(read, chunks(sorted(set(resource_ids)), FILTER_VALUES), concurrency)
-    return {resource_id: value for page in pages for resource_id, value in page.items()}
+    batches = run_concurrently(read, chunks(sorted(set(resource_ids)), FILTER_VALUES), concurrency)
+    return {resource_id: value for batch in batches for resource_id, value in batch.items()}
 
 
 def tag_calls(values: dict[str, str], size: int = TAG_RESOURCES) -> list[tuple[str, list[str]]]:

@@ -201,16 +201,12 @@ MAX_CONCURRENCY = 20
 
 def describe_volumes(client, name, values):
     """Volumes matching filter ``name`` for any of ``values``, 200 values per call."""
-    found = []
-    for batch in ec2u.chunks(sorted(set(values)), ec2u.FILTER_VALUES):
-        request = {"Filters": [{"Name": name, "Values": batch}], "MaxResults": 500}
-        while True:
-            page = client.describe_volumes(aws_retry=True, **request)
-            found.extend(page.get("Volumes", []))
-            if not page.get("NextToken"):
-                break
-            request["NextToken"] = page["NextToken"]
-    return found
+    return [
+        volume
+        for batch in ec2u.chunks(sorted(set(values)), ec2u.FILTER_VALUES)
+        for page in ec2u.pages(client.describe_volumes, Filters=[{"Name": name, "Values": batch}], MaxResults=500)
+        for volume in page.get("Volumes", [])
+    ]
 
 
 def read_members(autoscaling, ec2, names, retiring):
